@@ -1,0 +1,202 @@
+"""Turn whatever the user trains on into an endless, reproducible stream of real batches.
+
+Accepted: a sampler with `.sample(n, generator=...)` (the toy mixtures), a tensor or
+numpy array of samples, a map-style `Dataset` (a `TensorDataset`, a torchvision dataset
+with a `ToTensor` transform, ...; items may be `(sample, label)`), an iterable
+`Dataset`, or a `DataLoader`. Labels are dropped: the GAN is unconditional.
+
+Example:
+    >>> source = batch_source(torch.randn(1000, 2), batch_size=64, seed=0)
+    >>> source.next().shape
+    torch.Size([64, 2])
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+
+class BatchSource(Protocol):
+    """An endless stream of real batches on the training device."""
+
+    def next(self) -> Tensor: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def batch_source(
+    data: Any, *, batch_size: int, seed: int = 0, device: torch.device | str = "cpu"
+) -> BatchSource:
+    """Wrap `data` (see the module docstring) as a `BatchSource` of `batch_size` samples."""
+    device = torch.device(device)
+    if isinstance(data, DataLoader):
+        return LoaderSource(data, device=device)
+    if hasattr(data, "sample") and callable(data.sample):
+        return SamplerSource(data, batch_size=batch_size, seed=seed, device=device)
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if isinstance(data, TensorDataset):
+        data = data.tensors[0]  # fast path: index the tensor, not item by item
+    if isinstance(data, Tensor):
+        if not data.is_floating_point():
+            raise TypeError(
+                f"expected real samples as a floating-point tensor, got dtype {data.dtype}; "
+                "convert with .float() and scale images to [-1, 1]"
+            )
+        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device)
+    if isinstance(data, IterableDataset):
+        return LoaderSource(DataLoader(data, batch_size=batch_size), device=device)
+    if isinstance(data, Dataset) and hasattr(data, "__len__"):
+        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device)
+    raise TypeError(
+        f"expected training data as a sampler with .sample(n), a tensor or numpy array, a "
+        f"Dataset or a DataLoader, got {type(data).__name__}; e.g. pass gandiag.data.ring() "
+        "or torch.utils.data.TensorDataset(images)"
+    )
+
+
+class SamplerSource:
+    """Fresh samples from `sampler.sample(n, generator=...)` each step (infinite data)."""
+
+    def __init__(self, sampler: Any, *, batch_size: int, seed: int, device: torch.device) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def next(self) -> Tensor:
+        batch = self.sampler.sample(self.batch_size, generator=self.generator)
+        return _as_sample_batch(batch, self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class IndexedSource:
+    """Shuffled passes over an indexable collection of `length` samples.
+
+    Indices come from consecutive random permutations, so a dataset smaller than one
+    batch still works and every sample is seen once per pass.
+    """
+
+    def __init__(self, data: Any, length: int, *, batch_size: int, seed: int,
+                 device: torch.device) -> None:
+        if length == 0:
+            raise ValueError(
+                "expected at least one training sample, got an empty dataset; check the "
+                "path or the filter that built it"
+            )
+        self.data = data
+        self.length = length
+        self.batch_size = batch_size
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)  # indices live on the CPU
+        self._order = torch.randperm(length, generator=self.generator)
+        self._position = 0
+
+    def _indices(self) -> Tensor:
+        parts, needed = [], self.batch_size
+        while needed:
+            if self._position == self.length:
+                self._order = torch.randperm(self.length, generator=self.generator)
+                self._position = 0
+            take = min(needed, self.length - self._position)
+            parts.append(self._order[self._position:self._position + take])
+            self._position += take
+            needed -= take
+        return torch.cat(parts)
+
+    def next(self) -> Tensor:
+        index = self._indices()
+        if isinstance(self.data, Tensor):
+            batch = self.data[index.to(self.data.device)]
+        else:
+            batch = torch.stack([_as_sample(self.data[i]) for i in index.tolist()])
+        return _as_sample_batch(batch, self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self._order.clone(),
+                "position": self._position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._order = state["order"].clone()
+        self._position = int(state["position"])
+
+
+class LoaderSource:
+    """Cycles over a user's `DataLoader`; its own sampler decides order and batch size.
+
+    A DataLoader's position cannot be saved, so a resumed run sees other batches than an
+    uninterrupted one (a warning says so at load).
+    """
+
+    def __init__(self, loader: DataLoader, *, device: torch.device) -> None:
+        self.loader = loader
+        self.device = device
+        self._iterator: Iterator[Any] | None = None
+        self._epoch_batches = 0
+
+    def next(self) -> Tensor:
+        if self._iterator is None:
+            self._iterator = iter(self.loader)
+            self._epoch_batches = 0
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            if self._epoch_batches == 0:
+                raise ValueError(
+                    "expected the DataLoader to yield batches, got none: its dataset is "
+                    "empty (or drop_last dropped the only, short batch)"
+                ) from None
+            self._iterator = None
+            return self.next()
+        self._epoch_batches += 1
+        return _as_sample_batch(_as_sample(batch), self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        warnings.warn(
+            "resuming from a DataLoader: its position is not restored, so the resumed run "
+            "sees different batches than an uninterrupted one would",
+            stacklevel=2,
+        )
+
+
+def _as_sample(item: Any) -> Tensor:
+    """One dataset item (sample, or (sample, label, ...)) as a float tensor."""
+    if isinstance(item, (tuple, list)):
+        if not item:
+            raise ValueError("expected a dataset item (sample, label), got an empty tuple")
+        item = item[0]
+    if isinstance(item, np.ndarray):
+        item = torch.from_numpy(item)
+    if not isinstance(item, Tensor):
+        raise TypeError(
+            f"expected dataset items to be tensors, got {type(item).__name__}; for a "
+            "torchvision dataset pass transform=Compose([ToTensor(), Normalize([0.5]*C, "
+            "[0.5]*C)]) so images become tensors in [-1, 1]"
+        )
+    return item.float() if not item.is_floating_point() else item
+
+
+def _as_sample_batch(batch: Any, device: torch.device) -> Tensor:
+    if not isinstance(batch, Tensor):
+        raise TypeError(f"expected a batch tensor from the data, got {type(batch).__name__}")
+    if batch.dim() == 0 or batch.shape[0] == 0:
+        raise ValueError(f"expected a non-empty batch of samples, got shape {tuple(batch.shape)}")
+    if batch.dim() == 1:
+        batch = batch[:, None]  # one scalar feature per sample
+    # non_blocking: with pinned host memory the copy overlaps the previous step's kernels.
+    return batch.to(device, non_blocking=True)
