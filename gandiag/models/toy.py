@@ -1,0 +1,236 @@
+"""Toy 2-D generator and discriminators from the PacGAN experiments (Lin et al. 2018).
+
+The paper's pair for the ring and grid mixtures: G maps z ~ N(0, I_2) through four
+400-unit layers (BatchNorm + ReLU) to a 2-D point; D is three maxout layers (200 units,
+5 pieces) on the packed input of 2·m features, then one linear unit.
+
+Also home of the argument checks that the other model files share (``_positive_int``,
+``_positive_int_tuple``): constructors must reject bad sizes with a clear message
+instead of failing deep inside ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Maxout",
+    "ToyGenerator",
+    "ToyDiscriminator",
+    "MLPDiscriminator",
+    "pacgan_toy",
+    "small_toy",
+]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _positive_int(value: object, *, name: str, owner: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1, else raise ValueError."""
+    # bool is an Integral too; `hidden=True` is a mistake, not a width of 1.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"{owner}: expected {name} to be a positive int, got {value!r}; "
+            f"pass an int >= 1"
+        )
+    return int(value)
+
+
+def _positive_int_tuple(value: object, *, name: str, owner: str) -> tuple[int, ...]:
+    """Return ``value`` as a non-empty tuple of positive ints, else raise ValueError."""
+    # A str is a Sequence too, but never a shape.
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise ValueError(
+            f"{owner}: expected {name} to be a non-empty tuple of positive ints, "
+            f"got {value!r}; pass e.g. (1, 28, 28)"
+        )
+    return tuple(_positive_int(v, name=f"{name}[{i}]", owner=owner) for i, v in enumerate(value))
+
+
+def _check_noise(z: torch.Tensor, z_dim: int, owner: str) -> None:
+    """Raise a ValueError unless ``z`` has shape (B, z_dim); shape reads never sync."""
+    if z.dim() != 2 or z.shape[1] != z_dim:
+        raise ValueError(
+            f"{owner}: expected noise of shape (B, {z_dim}), got {tuple(z.shape)}; "
+            f"draw it with torch.randn(B, {z_dim})"
+        )
+
+
+def _check_packed_features(x: torch.Tensor, in_dim: int, pack: int, owner: str) -> None:
+    """Raise a ValueError unless ``x`` is (B // pack, in_dim * pack): a packed flat batch."""
+    if x.dim() != 2 or x.shape[1] != in_dim * pack:
+        hint = (
+            f"pack it with x.reshape(B // {pack}, {pack} * {in_dim})"
+            if pack > 1
+            else f"pass samples of {in_dim} features"
+        )
+        raise ValueError(
+            f"{owner}: expected input of shape (N, {in_dim * pack}) "
+            f"({in_dim} features x pack {pack}), got {tuple(x.shape)}; {hint}"
+        )
+
+
+# --------------------------------------------------------------------------- layers
+
+
+class Maxout(nn.Module):
+    """Maxout layer (Goodfellow et al. 2013): the max over ``pieces`` linear maps.
+
+    Example:
+        >>> layer = Maxout(2, 200, pieces=5)
+        >>> layer(torch.randn(8, 2)).shape
+        torch.Size([8, 200])
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int) -> None:
+        super().__init__()
+        owner = "Maxout"
+        self.in_features = _positive_int(in_features, name="in_features", owner=owner)
+        self.out_features = _positive_int(out_features, name="out_features", owner=owner)
+        self.pieces = _positive_int(pieces, name="pieces", owner=owner)
+        # One wide Linear instead of `pieces` small ones: a single matmul per layer.
+        self.linear = nn.Linear(self.in_features, self.out_features * self.pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Layout (..., out, pieces): each output unit owns `pieces` consecutive columns.
+        y = self.linear(x).unflatten(-1, (self.out_features, self.pieces))
+        return y.amax(dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}"
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ToyGenerator(nn.Module):
+    """MLP generator for 2-D toy mixtures: depth x (Linear, BatchNorm1d, ReLU), Linear.
+
+    The output is unbounded (no Tanh): the grid mixture spans [-4, 4]².
+
+    Example:
+        >>> G = ToyGenerator()          # the PacGAN paper's G: 2 -> 400x4 -> 2
+        >>> G(torch.randn(16, G.z_dim)).shape
+        torch.Size([16, 2])
+    """
+
+    def __init__(self, z_dim: int = 2, hidden: int = 400, depth: int = 4, out_dim: int = 2) -> None:
+        super().__init__()
+        owner = "ToyGenerator"
+        self.z_dim = _positive_int(z_dim, name="z_dim", owner=owner)
+        hidden = _positive_int(hidden, name="hidden", owner=owner)
+        depth = _positive_int(depth, name="depth", owner=owner)
+        self.out_dim = _positive_int(out_dim, name="out_dim", owner=owner)
+        layers: list[nn.Module] = []
+        width_in = self.z_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
+            width_in = hidden
+        layers.append(nn.Linear(hidden, self.out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_noise(z, self.z_dim, "ToyGenerator")
+        return self.net(z)
+
+
+class ToyDiscriminator(nn.Module):
+    """PacGAN toy discriminator: depth maxout layers, then Linear(hidden, 1) -> logits.
+
+    With ``pack=m`` it takes m samples concatenated along dim 1, i.e. input features
+    ``in_dim * m``, and returns one logit per pack, shape (B // m, 1).
+
+    Example:
+        >>> D = ToyDiscriminator(pack=2)
+        >>> x = torch.randn(10, 2)                      # 10 samples
+        >>> D(x.reshape(10 // 2, 2 * 2)).shape          # 5 packs of 2
+        torch.Size([5, 1])
+    """
+
+    def __init__(
+        self, in_dim: int = 2, hidden: int = 200, depth: int = 3, pieces: int = 5, pack: int = 1
+    ) -> None:
+        super().__init__()
+        owner = "ToyDiscriminator"
+        self.in_dim = _positive_int(in_dim, name="in_dim", owner=owner)
+        hidden = _positive_int(hidden, name="hidden", owner=owner)
+        depth = _positive_int(depth, name="depth", owner=owner)
+        pieces = _positive_int(pieces, name="pieces", owner=owner)
+        self.pack = _positive_int(pack, name="pack", owner=owner)
+        layers: list[nn.Module] = []
+        width_in = self.in_dim * self.pack
+        for _ in range(depth):
+            layers.append(Maxout(width_in, hidden, pieces))
+            width_in = hidden
+        # No sigmoid: gandiag's losses and hooks expect logits (higher = more real).
+        layers.append(nn.Linear(hidden, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_packed_features(x, self.in_dim, self.pack, "ToyDiscriminator")
+        return self.net(x)
+
+
+class MLPDiscriminator(nn.Module):
+    """Plain small discriminator: depth x (Linear, LeakyReLU(0.2)), then Linear(hidden, 1).
+
+    Returns logits of shape (B // pack, 1).
+
+    Example:
+        >>> D = MLPDiscriminator(hidden=128, depth=3)
+        >>> D(torch.randn(8, 2)).shape
+        torch.Size([8, 1])
+    """
+
+    def __init__(self, in_dim: int = 2, hidden: int = 128, depth: int = 3, pack: int = 1) -> None:
+        super().__init__()
+        owner = "MLPDiscriminator"
+        self.in_dim = _positive_int(in_dim, name="in_dim", owner=owner)
+        hidden = _positive_int(hidden, name="hidden", owner=owner)
+        depth = _positive_int(depth, name="depth", owner=owner)
+        self.pack = _positive_int(pack, name="pack", owner=owner)
+        layers: list[nn.Module] = []
+        width_in = self.in_dim * self.pack
+        for _ in range(depth):
+            layers += [nn.Linear(width_in, hidden), nn.LeakyReLU(0.2)]
+            width_in = hidden
+        layers.append(nn.Linear(hidden, 1))  # logits, no sigmoid
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_packed_features(x, self.in_dim, self.pack, "MLPDiscriminator")
+        return self.net(x)
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def pacgan_toy(pack: int = 1, z_dim: int = 2) -> tuple[ToyGenerator, ToyDiscriminator]:
+    """The PacGAN paper's toy pair: G 2 -> 400x4 (BN+ReLU) -> 2, D maxout 3x200x5 -> 1.
+
+    Example:
+        >>> G, D = pacgan_toy(pack=2)
+        >>> D(G(torch.randn(100, 2)).reshape(50, 4)).shape
+        torch.Size([50, 1])
+    """
+    G = ToyGenerator(z_dim=z_dim, hidden=400, depth=4, out_dim=2)
+    D = ToyDiscriminator(in_dim=2, hidden=200, depth=3, pieces=5, pack=pack)
+    return G, D
+
+
+def small_toy(pack: int = 1, z_dim: int = 2) -> tuple[ToyGenerator, MLPDiscriminator]:
+    """A small, fast toy pair: G and D are 3x128 MLPs (for tests and quick demos).
+
+    Example:
+        >>> G, D = small_toy()
+        >>> D(G(torch.randn(8, 2))).shape
+        torch.Size([8, 1])
+    """
+    G = ToyGenerator(z_dim=z_dim, hidden=128, depth=3, out_dim=2)
+    D = MLPDiscriminator(in_dim=2, hidden=128, depth=3, pack=pack)
+    return G, D
