@@ -1,0 +1,95 @@
+"""Callbacks: the trainer's one extension point (Lightning-style no-op hooks).
+
+The trainer calls, by name:
+    on_fit_start(trainer)        once per `fit()`, before the first step
+    on_step_end(trainer)         after every step; `trainer.step` counts G updates
+    on_flush(trainer, rows)      after recorded values reach the host (every log_every
+                                 steps and at the end of fit); `rows` maps each key to
+                                 (steps, values) numpy arrays of the new rows only
+    on_fit_end(trainer)          once per `fit()`, also when it ends by an error, a stop
+                                 or Ctrl-C (then `trainer.error` holds the exception)
+Anything stateful returns it from `state_dict()`; checkpoints store it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gandiag.train.trainer import Trainer
+
+
+class Callback:
+    """Base class with no-op hooks; override the ones you need."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        pass
+
+    def on_step_end(self, trainer: "Trainer") -> None:
+        pass
+
+    def on_flush(self, trainer: "Trainer", rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        pass
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class ProgressPrinter(Callback):
+    """A tqdm bar plus the DCGAN tutorial's progress line at every flush.
+
+        [ 500/3000] Loss_D: 1.3012  Loss_G: 0.8120  D(x): 0.5211  D(G(z)): 0.4420 / 0.4391
+
+    D(x) and D(G(z)) are mean probabilities (sigmoid of the logits) for the BCE losses,
+    and mean raw outputs for the others; D(G(z)) shows the D step / the G step value.
+    """
+
+    def __init__(self, *, stream: TextIO | None = None, bar: bool = True) -> None:
+        self.stream = stream
+        self.bar = bar
+        self._tqdm: Any = None
+        self._end = 0
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        self._end = trainer.step + trainer.fit_steps
+        if self.bar:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=trainer.fit_steps, file=self.stream or sys.stderr,
+                              desc=trainer.name, leave=False, mininterval=0.5)
+
+    def on_step_end(self, trainer: "Trainer") -> None:
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+
+    def on_flush(self, trainer: "Trainer", rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        steps = rows["D/loss"][0]
+        if len(steps) == 0:
+            return
+        last = {key: float(values[-1]) for key, (_, values) in rows.items()}
+        prob = trainer.loss.probabilistic
+        kind = "prob" if prob else "out"
+        line = (
+            f"[{int(steps[-1]):>{len(str(self._end))}}/{self._end}] "
+            f"Loss_D: {last['D/loss']:.4f}  Loss_G: {last['G/loss']:.4f}  "
+            f"D(x): {last[f'D/{kind}_real/mean']:.4f}  "
+            f"D(G(z)): {last[f'D/{kind}_fake/mean']:.4f} / {last[f'G/{kind}_fake/mean']:.4f}"
+        )
+        if self._tqdm is not None:
+            self._tqdm.write(line, file=self.stream or sys.stdout)
+        else:
+            print(line, file=self.stream or sys.stdout, flush=True)
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None

@@ -1,0 +1,99 @@
+"""Checkpoints: everything a resumed run needs to continue exactly, and nothing pickled.
+
+The file holds only tensors, numbers, strings, lists and dicts, so it loads with
+`torch.load(..., weights_only=True)`. Written to a temporary file and renamed, so a
+crash mid-write never leaves a half checkpoint in place of the last good one.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from gandiag.train.trainer import Trainer
+
+FORMAT = "gandiag-checkpoint"
+VERSION = 1
+# Settings that change what the saved tensors mean; the others (lr, steps) may change.
+_STRUCTURAL = ("loss", "pack", "spectral_norm", "ema", "z_dim", "batch_size", "n_critic")
+
+
+def save_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": trainer.step,
+        "config": trainer.config.to_dict(),
+        "G": trainer.G.state_dict(),
+        "D": trainer.D.state_dict(),
+        "G_ema": trainer.ema.state_dict() if trainer.ema is not None else None,
+        "opt_g": trainer.opt_g.state_dict(),
+        "opt_d": trainer.opt_d.state_dict(),
+        "rng": {
+            "noise": trainer.noise_generator.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "data": trainer.data.state_dict(),
+        "log": trainer.log.state_dict(),
+        "callbacks": [callback.state_dict() for callback in trainer.callbacks],
+    }
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".partial"
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
+    try:
+        state = torch.load(os.fspath(path), map_location=trainer.device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}; check the path") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a gandiag checkpoint (expected a file written by "
+            "Trainer.save); to load bare weights use G.load_state_dict(torch.load(...))"
+        )
+    if state["version"] > VERSION:
+        raise ValueError(
+            f"checkpoint format version {state['version']} is newer than this gandiag "
+            f"understands ({VERSION}); upgrade gandiag"
+        )
+    saved = state["config"]
+    current = trainer.config.to_dict()
+    clashes = [k for k in _STRUCTURAL if saved.get(k) != current.get(k)]
+    if clashes:
+        diff = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in clashes)
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} was trained with other settings ({diff}); "
+            "build the Trainer with the saved config: TrainConfig.from_dict(checkpoint['config'])"
+        )
+    changed = [k for k in current if k not in _STRUCTURAL and saved.get(k) != current[k]]
+    if changed:
+        warnings.warn(f"resuming with changed settings: {', '.join(changed)}", stacklevel=3)
+    trainer.G.load_state_dict(state["G"])
+    trainer.D.load_state_dict(state["D"])
+    if trainer.ema is not None and state["G_ema"] is not None:
+        trainer.ema.load_state_dict(state["G_ema"])
+    trainer.opt_g.load_state_dict(state["opt_g"])
+    trainer.opt_d.load_state_dict(state["opt_d"])
+    trainer.noise_generator.set_state(state["rng"]["noise"].cpu())
+    torch.set_rng_state(state["rng"]["torch"].cpu())
+    if state["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+    trainer.data.load_state_dict(_to_cpu(state["data"]))
+    trainer.log.load_state_dict(_to_cpu(state["log"]))
+    for callback, callback_state in zip(trainer.callbacks, state["callbacks"]):
+        callback.load_state_dict(callback_state)
+    trainer.step = int(state["step"])
+    trainer._validated = False  # re-check shapes on the first resumed step
+
+
+def _to_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    # Generator states must be CPU ByteTensors; map_location may have moved them.
+    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
