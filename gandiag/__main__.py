@@ -1,0 +1,5 @@
+"""`python -m gandiag` is the `gandiag` command."""
+
+from gandiag.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The `gandiag` command: `gandiag demo` and `gandiag train` (also `python -m gandiag`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+DATA_NAMES = ("ring", "grid", "digits", "stacked")
+# The model each data set gets unless --model says otherwise.
+DEFAULT_MODEL = {"ring": "toy-small", "grid": "toy-small", "digits": "mlp", "stacked": "mlp"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"gandiag {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gandiag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gandiag", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    demo = commands.add_parser(
+        "demo", help="train a vanilla and a packed GAN on the 8-mode ring and compare them")
+    demo.add_argument("--steps", type=int, default=6000, help="G updates per run (default 6000)")
+    demo.add_argument("--out", default="runs/demo", help="folder for checkpoints and the summary")
+    demo.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    train = commands.add_parser("train", help="train one GAN on built-in data")
+    train.add_argument("--name", default="run", help="run name (checkpoint file name)")
+    train.add_argument("--data", choices=DATA_NAMES, default="ring")
+    train.add_argument("--model", default=None,
+                       help="toy | toy-small | mlp | dcgan (default: by data)")
+    train.add_argument("--loss", default="nonsaturating",
+                       help="minimax | nonsaturating | wgan | wgan-gp | hinge | lsgan")
+    train.add_argument("--steps", type=int, default=5000)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr-g", type=float, default=2e-4)
+    train.add_argument("--lr-d", type=float, default=2e-4)
+    train.add_argument("--z-dim", type=int, default=None)
+    train.add_argument("--stabilise", "--stabilize", action="append", default=[], metavar="NAME[=V]",
+                       help="r1, gp, spectral_norm, label_smoothing, instance_noise, pack, ema, "
+                            "n_critic; repeat the flag for several (e.g. --stabilise pack=2)")
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    train.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--log-every", type=int, default=500, help="steps between progress lines")
+    train.add_argument("--out", default="runs", help="folder for the checkpoint and summary")
+    train.set_defaults(run=_train)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gandiag.train import TrainConfig, parse_stabilisers
+
+    config = TrainConfig.from_dict({
+        "loss": args.loss, "steps": args.steps, "batch_size": args.batch_size,
+        "lr_g": args.lr_g, "lr_d": args.lr_d, "z_dim": args.z_dim, "device": args.device,
+        "amp": args.amp, "seed": args.seed, "log_every": args.log_every,
+        **parse_stabilisers(args.stabilise),
+    })
+    summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config, args.out)
+    print(json.dumps(summary["metrics"], indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gandiag.train import TrainConfig
+
+    print("gandiag demo: the 8-mode ring, a vanilla GAN against the same GAN with PacGAN "
+          "packing (m=2).\nSame models, same seed; only D's input differs.\n")
+    runs = {}
+    for name, pack in (("vanilla", 1), ("packed", 2)):
+        config = TrainConfig(steps=args.steps, pack=pack, seed=args.seed, device=args.device,
+                             log_every=max(1, args.steps // 6))
+        print(f"--- {name} (pack={pack}) ---")
+        runs[name] = _run(name, "ring", "toy-small", config, args.out)
+    print("\nRing metrics on 2500 samples from fixed noise "
+          "(a perfect generator: 8 modes, HQ 98.9 %, reverse KL ~0.0015)")
+    print(f"{'run':<10}{'modes':>7}{'HQ %':>8}{'rev. KL':>9}{'time':>8}")
+    for name, summary in runs.items():
+        m = summary["metrics"]
+        print(f"{name:<10}{m['modes']:>5}/8{100 * m['hq']:>8.1f}{m['reverse_kl']:>9.3f}"
+              f"{summary['seconds']:>7.0f}s")
+    print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
+    return 0
+
+
+def _run(name: str, data_name: str, model_name: str, config: Any, out: str) -> dict[str, Any]:
+    """Train one run with a progress line; returns (and writes) its summary."""
+    from gandiag import data, models
+    from gandiag.train import ProgressPrinter, Trainer
+
+    dataset = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
+               "stacked": data.stacked_digits}[data_name]()
+    sample_shape = _sample_shape(dataset)
+    G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
+                             z_dim=config.z_dim)
+    trainer = Trainer(G, D, dataset, config, callbacks=[ProgressPrinter()], name=name)
+    started = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - started
+    metrics: dict[str, Any] = (trainer.evaluate() if data_name in ("ring", "grid")
+                               else _sample_stats(trainer.sample(512)))
+    os.makedirs(out, exist_ok=True)
+    trainer.save(os.path.join(out, f"{name}.pt"))
+    summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
+               "seconds": seconds, "device": str(trainer.device), "metrics": metrics,
+               "config": config.to_dict()}
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=float)
+    return summary
+
+
+def _sample_shape(dataset: Any) -> tuple[int, ...]:
+    if hasattr(dataset, "tensors"):
+        return tuple(dataset.tensors[0].shape[1:])
+    return (2,)
+
+
+def _sample_stats(samples: Any) -> dict[str, float]:
+    # Image data has no built-in coverage metric yet; report the sample range and spread.
+    return {"mean": float(samples.mean()), "std": float(samples.std()),
+            "min": float(samples.min()), "max": float(samples.max())}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The `gandiag` command: demo and train end to end at tiny sizes, and bad flags."""
+
+import json
+import subprocess
+import sys
+
+from gandiag.cli import main
+
+
+def test_demo_prints_progress_and_both_runs_metrics(tmp_path, capsys):
+    assert main(["demo", "--steps", "60", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Loss_D:" in out and "D(x):" in out and "D(G(z)):" in out
+    table = out[out.index("Ring metrics"):]
+    assert "vanilla" in table and "packed" in table and "/8" in table
+    summary = json.loads((tmp_path / "packed.json").read_text())
+    assert summary["steps"] == 60 and summary["config"]["pack"] == 2
+    assert (tmp_path / "vanilla.pt").exists()
+
+
+def test_train_with_stabilisers_and_loss(tmp_path, capsys):
+    argv = ["train", "--data", "grid", "--loss", "hinge", "--steps", "20", "--stabilise",
+            "pack=2", "--stabilise", "spectral_norm", "--out", str(tmp_path), "--name", "g"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "g.json").read_text())["metrics"]
+    assert set(metrics) == {"modes", "hq", "reverse_kl"}
+    assert f'"modes": {metrics["modes"]}' in printed
+
+
+def test_train_on_digits(tmp_path):
+    assert main(["train", "--data", "digits", "--steps", "5", "--batch-size", "16",
+                 "--out", str(tmp_path), "--name", "d"]) == 0
+    summary = json.loads((tmp_path / "d.json").read_text())
+    assert summary["model"] == "mlp" and -1.0 <= summary["metrics"]["min"] <= summary["metrics"]["max"] <= 1.0
+
+
+def test_bad_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--loss", "wgan_gp", "--out", str(tmp_path)]) == 2
+    assert "did you mean 'wgan-gp'" in capsys.readouterr().err
+    assert main(["train", "--stabilise", "spectral", "--out", str(tmp_path)]) == 2
+    assert "unknown stabiliser 'spectral'" in capsys.readouterr().err
+    assert main(["train", "--data", "digits", "--model", "dcgan", "--out", str(tmp_path)]) == 2
+    assert "use model 'mlp'" in capsys.readouterr().err
+
+
+def test_python_dash_m_gandiag():
+    done = subprocess.run([sys.executable, "-m", "gandiag", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "demo" in done.stdout
