@@ -33,7 +33,7 @@ def _build_toy(sample_shape: tuple[int, ...], pack: int, z_dim: int | None) -> _
 
 def _build_toy_small(sample_shape: tuple[int, ...], pack: int, z_dim: int | None) -> _Pair:
     _require_toy_shape("toy-small", sample_shape)
-    return small_toy(pack=pack, z_dim=2 if z_dim is None else z_dim)
+    return small_toy(pack=pack, z_dim=4 if z_dim is None else z_dim)
 
 
 def _require_toy_shape(name: str, sample_shape: tuple[int, ...]) -> None:

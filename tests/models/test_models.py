@@ -107,6 +107,9 @@ def test_small_toy_is_the_3x128_pair() -> None:
     assert G.z_dim == 4
     assert sum(isinstance(m, nn.Linear) for m in G.modules()) == 4  # 3 hidden + output
     assert sum(isinstance(m, nn.Linear) for m in D.modules()) == 4
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in G.modules())
+    assert small_toy()[0].z_dim == 4
+    assert any(isinstance(m, nn.BatchNorm1d) for m in ToyGenerator().modules())
     assert n_params(D) == (4 * 128 + 128) + 2 * (128 * 128 + 128) + (128 + 1)
 
 
@@ -238,7 +241,7 @@ def test_model_names() -> None:
     "name, shape, sample_out, z_default",
     [
         ("toy", (2,), (2,), 2),
-        ("toy-small", (2,), (2,), 2),
+        ("toy-small", (2,), (2,), 4),
         ("mlp", (3, 8, 8), (3, 8, 8), 100),
         ("mlp", (10,), (10,), 100),
         ("dcgan", (3, 32, 32), (3, 32, 32), 100),
@@ -339,7 +342,7 @@ def test_state_dict_round_trips_with_weights_only() -> None:
     D2.load_state_dict(state["D"])
     G.eval()
     G2.eval()
-    z = torch.randn(B, 2)
+    z = torch.randn(B, G.z_dim)
     assert torch.equal(G(z), G2(z))
     x = torch.randn(B, 2)
     assert torch.equal(D(pack_samples(x, 2)), D2(pack_samples(x, 2)))
