@@ -47,3 +47,10 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
 def test_python_dash_m_gandiag():
     done = subprocess.run([sys.executable, "-m", "gandiag", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "demo" in done.stdout
+
+
+def test_same_seed_same_run(tmp_path):
+    for name in ("a", "b"):
+        assert main(["train", "--steps", "30", "--out", str(tmp_path), "--name", name]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
+    assert a["metrics"] == b["metrics"] and a["evaluations"] == b["evaluations"]

@@ -53,9 +53,14 @@ class ProgressPrinter(Callback):
     and mean raw outputs for the others; D(G(z)) shows the D step / the G step value.
     """
 
-    def __init__(self, *, stream: TextIO | None = None, bar: bool = True) -> None:
+    def __init__(self, *, stream: TextIO | None = None, bar: bool = True,
+                 evaluate: bool = False) -> None:
         self.stream = stream
         self.bar = bar
+        # With evaluate=True and data that can score samples (the toy mixtures), each line
+        # also shows the data's metrics on fixed noise, kept in `evaluations`.
+        self.evaluate = evaluate
+        self.evaluations: list[tuple[int, dict[str, Any]]] = []
         self._tqdm: Any = None
         self._end = 0
 
@@ -84,6 +89,10 @@ class ProgressPrinter(Callback):
             f"D(x): {last[f'D/{kind}_real/mean']:.4f}  "
             f"D(G(z)): {last[f'D/{kind}_fake/mean']:.4f} / {last[f'G/{kind}_fake/mean']:.4f}"
         )
+        if self.evaluate and trainer.can_evaluate:
+            metrics = trainer.evaluate()
+            self.evaluations.append((int(steps[-1]), metrics))
+            line += "  |" + "".join(f" {k}: {_short(v)}" for k, v in metrics.items())
         if self._tqdm is not None:
             self._tqdm.write(line, file=self.stream or sys.stdout)
         else:
@@ -93,3 +102,7 @@ class ProgressPrinter(Callback):
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -73,7 +73,11 @@ def load_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
             f"checkpoint {os.fspath(path)!r} was trained with other settings ({diff}); "
             "build the Trainer with the saved config: TrainConfig.from_dict(checkpoint['config'])"
         )
-    changed = [k for k in current if k not in _STRUCTURAL and saved.get(k) != current[k]]
+    quiet = {"log_every", "checkpoint_every", "checkpoint_dir", "device", "extra"}
+    if not (current["instance_noise"] and current["instance_noise_steps"] is None):
+        quiet.add("steps")  # only the annealing horizon reads steps during training
+    changed = [k for k in current
+               if k not in _STRUCTURAL and k not in quiet and saved.get(k) != current[k]]
     if changed:
         warnings.warn(f"resuming with changed settings: {', '.join(changed)}", stacklevel=3)
     trainer.G.load_state_dict(state["G"])

@@ -325,6 +325,11 @@ class Trainer:
         finally:
             model.train(was_training)
 
+    @property
+    def can_evaluate(self) -> bool:
+        """True when the data scores samples itself (the toy mixtures)."""
+        return self._evaluator is not None
+
     def evaluate(self, n: int = 2500, *, seed: int = 0) -> dict[str, float]:
         """The data's own metrics (toy mixtures: modes, hq, reverse_kl) on `n` fixed-noise samples."""
         if self._evaluator is None:

@@ -210,7 +210,7 @@ def test_packing_with_an_incompatible_d():
 
 def test_z_dim_that_contradicts_g():
     G, D = models.small_toy()
-    with pytest.raises(ValueError, match="TrainConfig.z_dim=100 but G.z_dim=2"):
+    with pytest.raises(ValueError, match="TrainConfig.z_dim=100 but G.z_dim=4"):
         Trainer(G, D, data.ring(), TrainConfig(z_dim=100))
 
 
