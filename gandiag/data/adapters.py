@@ -36,6 +36,13 @@ def batch_source(
     """Wrap `data` (see the module docstring) as a `BatchSource` of `batch_size` samples."""
     device = torch.device(device)
     if isinstance(data, DataLoader):
+        if data.batch_size is not None and data.batch_size != batch_size:
+            warnings.warn(
+                f"the DataLoader yields batches of {data.batch_size} but batch_size is "
+                f"{batch_size}: D's real batches follow the loader, G's fake batches the "
+                "config; make them equal for a balanced D step",
+                stacklevel=2,
+            )
         return LoaderSource(data, device=device)
     if hasattr(data, "sample") and callable(data.sample):
         return SamplerSource(data, batch_size=batch_size, seed=seed, device=device)

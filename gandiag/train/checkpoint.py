@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 FORMAT = "gandiag-checkpoint"
 VERSION = 1
 # Settings that change what the saved tensors mean; the others (lr, steps) may change.
-_STRUCTURAL = ("loss", "pack", "spectral_norm", "ema", "z_dim", "batch_size", "n_critic")
+_STRUCTURAL = ("loss", "pack", "spectral_norm", "ema", "z_dim")
 
 
-def save_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
-    state: dict[str, Any] = {
+def trainer_state(trainer: "Trainer") -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "version": VERSION,
         "step": trainer.step,
@@ -42,6 +42,9 @@ def save_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
         "log": trainer.log.state_dict(),
         "callbacks": [callback.state_dict() for callback in trainer.callbacks],
     }
+
+
+def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     partial = path + ".partial"
@@ -49,16 +52,23 @@ def save_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
     os.replace(partial, path)
 
 
-def load_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
+def load(path: str | os.PathLike, *, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    path = os.fspath(path)
     try:
-        state = torch.load(os.fspath(path), map_location=trainer.device, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}; check the path") from None
+        raise FileNotFoundError(f"no checkpoint at {path!r}; check the path") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(
-            f"{os.fspath(path)!r} is not a gandiag checkpoint (expected a file written by "
+            f"{path!r} is not a gandiag checkpoint (expected a file written by "
             "Trainer.save); to load bare weights use G.load_state_dict(torch.load(...))"
         )
+    return state
+
+
+def restore_trainer_state(trainer: "Trainer", state: dict[str, Any]) -> None:
+    if state.get("format") != FORMAT:
+        raise ValueError("Trainer.load_state_dict: expected a dict from Trainer.state_dict()")
     if state["version"] > VERSION:
         raise ValueError(
             f"checkpoint format version {state['version']} is newer than this gandiag "
@@ -70,8 +80,8 @@ def load_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
     if clashes:
         diff = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in clashes)
         raise ValueError(
-            f"checkpoint {os.fspath(path)!r} was trained with other settings ({diff}); "
-            "build the Trainer with the saved config: TrainConfig.from_dict(checkpoint['config'])"
+            f"the checkpoint was trained with other settings ({diff}); build the Trainer "
+            "with the saved config: TrainConfig.from_dict(checkpoint['config'])"
         )
     quiet = {"log_every", "checkpoint_every", "checkpoint_dir", "device", "extra"}
     if not (current["instance_noise"] and current["instance_noise_steps"] is None):
@@ -79,7 +89,7 @@ def load_checkpoint(trainer: "Trainer", path: str | os.PathLike) -> None:
     changed = [k for k in current
                if k not in _STRUCTURAL and k not in quiet and saved.get(k) != current[k]]
     if changed:
-        warnings.warn(f"resuming with changed settings: {', '.join(changed)}", stacklevel=3)
+        warnings.warn(f"resuming with changed settings: {', '.join(changed)}", stacklevel=4)
     trainer.G.load_state_dict(state["G"])
     trainer.D.load_state_dict(state["D"])
     if trainer.ema is not None and state["G_ema"] is not None:

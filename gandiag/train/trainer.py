@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from gandiag.data.adapters import batch_source
+from gandiag.train import checkpoint
 from gandiag.train import stabilisers as stab
 from gandiag.train.callbacks import Callback
 from gandiag.train.config import TrainConfig
@@ -260,11 +261,13 @@ class Trainer:
                     callback.on_step_end(self)
                 if self.step % self.config.log_every == 0:
                     self._flush()
-        finally:
-            # Keep everything recorded, also on an error or Ctrl-C.
-            self._flush()
+        except BaseException:
+            self.log.flush()  # keep everything recorded, also on an error or Ctrl-C
+            raise
+        self._flush()
 
     def _flush(self) -> None:
+        """Bring recorded rows to the host (the sync), stop on a non-finite loss, notify."""
         rows = self.log.flush()
         if len(rows) == 0:
             return
@@ -339,17 +342,20 @@ class Trainer:
             )
         return self._evaluator.evaluate(self.sample(n, seed=seed))
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs: models, optimisers, RNGs, data position, records."""
+        return checkpoint.trainer_state(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        checkpoint.restore_trainer_state(self, state)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint that `load` resumes exactly (on the CPU)."""
-        from gandiag.train.checkpoint import save_checkpoint
-
-        save_checkpoint(self, path)
+        checkpoint.save(self.state_dict(), path)
 
     def load(self, path: str | os.PathLike) -> "Trainer":
         """Restore a checkpoint written by `save` into this trainer (same models and data)."""
-        from gandiag.train.checkpoint import load_checkpoint
-
-        load_checkpoint(self, path)
+        self.load_state_dict(checkpoint.load(path, map_location=self.device))
         return self
 
 

@@ -50,7 +50,8 @@ def test_numpy_tensordataset_and_map_dataset_with_labels():
 
 def test_dataloader_cycles_and_iterable_dataset():
     loader = DataLoader(TensorDataset(torch.randn(10, 2)), batch_size=4)
-    source = batch_source(loader, batch_size=64)
+    with pytest.warns(UserWarning, match="yields batches of 4 but batch_size is 64"):
+        source = batch_source(loader, batch_size=64)
     sizes = [source.next().shape[0] for _ in range(6)]
     assert sizes == [4, 4, 2, 4, 4, 2]  # the loader's own batches, cycled
 
@@ -59,6 +60,7 @@ def test_dataloader_cycles_and_iterable_dataset():
             return iter(torch.randn(7, 2))
 
     assert batch_source(Stream(), batch_size=3).next().shape == (3, 2)
+    assert batch_source(DataLoader(Stream(), batch_size=3), batch_size=3).next().shape == (3, 2)
 
 
 @pytest.mark.parametrize("bad, error, message", [

@@ -60,3 +60,12 @@ def test_loading_into_another_setup_is_a_clear_error(tmp_path):
         make_trainer().load(tmp_path / "missing.pt")
     with pytest.warns(UserWarning, match="changed settings: lr_d"):
         make_trainer(lr_d=1e-3).load(tmp_path / "c.pt")
+
+
+def test_state_dict_round_trip_in_memory():
+    source = make_trainer(ema=0.9).fit(4)
+    target = make_trainer(ema=0.9)
+    target.load_state_dict(source.state_dict())
+    assert target.step == 4
+    np.testing.assert_array_equal(target.history["D/loss"][1], source.history["D/loss"][1])
+    torch.testing.assert_close(target.sample(8), source.sample(8))
