@@ -1,8 +1,8 @@
 """Turn whatever the user trains on into an endless, reproducible stream of real batches.
 
 Accepted: a sampler with `.sample(n, generator=...)` (the toy mixtures), a tensor or
-numpy array of samples, a map-style `Dataset` (a `TensorDataset`, a torchvision dataset
-with a `ToTensor` transform, ...; items may be `(sample, label)`), an iterable
+numpy array of samples, a map-style `Dataset` (a `TensorDataset`, a torchvision dataset,
+...; items may be `(sample, label)`, PIL images become tensors in [-1, 1]), an iterable
 `Dataset`, or a `DataLoader`. Labels are dropped: the GAN is unconditional.
 
 Example:
@@ -187,15 +187,29 @@ def _as_sample(item: Any) -> Tensor:
         if not item:
             raise ValueError("expected a dataset item (sample, label), got an empty tuple")
         item = item[0]
+    if hasattr(item, "getbands"):  # a PIL image, as torchvision datasets yield by default
+        item = _pil_to_tensor(item)
     if isinstance(item, np.ndarray):
         item = torch.from_numpy(item)
     if not isinstance(item, Tensor):
         raise TypeError(
-            f"expected dataset items to be tensors, got {type(item).__name__}; for a "
-            "torchvision dataset pass transform=Compose([ToTensor(), Normalize([0.5]*C, "
+            f"expected dataset items to be tensors or PIL images, got {type(item).__name__}; "
+            "for a torchvision dataset pass transform=Compose([ToTensor(), Normalize([0.5]*C, "
             "[0.5]*C)]) so images become tensors in [-1, 1]"
         )
     return item.float() if not item.is_floating_point() else item
+
+
+def _pil_to_tensor(image: Any) -> Tensor:
+    """A PIL image as a (C, H, W) float tensor scaled from 0..255 to [-1, 1] (tanh range)."""
+    pixels = np.asarray(image)
+    if pixels.dtype != np.uint8:
+        raise TypeError(
+            f"expected an 8-bit PIL image, got pixel type {pixels.dtype} (mode "
+            f"{getattr(image, 'mode', '?')}); convert with image.convert('RGB') or pass a transform"
+        )
+    pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def _as_sample_batch(batch: Any, device: torch.device) -> Tensor:

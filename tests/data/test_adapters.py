@@ -73,7 +73,36 @@ def test_bad_data(bad, error, message):
         batch_source(bad, batch_size=4)
 
 
-def test_pil_like_items_explain_the_transform():
+class FakePILImage:
+    """Duck-types what the adapter reads from a PIL image: getbands() and the pixel array."""
+
+    mode = "L"
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+    def getbands(self):
+        return ("L",)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.pixels
+
+
+def test_pil_images_from_a_torchvision_style_dataset_become_tanh_range_tensors():
+    class Images(Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            pixels = np.full((4, 5), [0, 255, 51][i], dtype=np.uint8)
+            return FakePILImage(pixels), i
+
+    batch = batch_source(Images(), batch_size=3, seed=0).next()
+    assert batch.shape == (3, 1, 4, 5)
+    assert sorted(batch[:, 0, 0, 0].tolist()) == pytest.approx([-1.0, -0.6, 1.0])
+
+
+def test_unknown_items_explain_the_transform():
     class Images(Dataset):
         def __len__(self):
             return 4
