@@ -69,8 +69,9 @@ class ProgressPrinter(Callback):
         if self.bar:
             from tqdm.auto import tqdm
 
+            # disable=None: no bar when the stream is not a terminal (CI logs, pipes).
             self._tqdm = tqdm(total=trainer.fit_steps, file=self.stream or sys.stderr,
-                              desc=trainer.name, leave=False, mininterval=0.5)
+                              desc=trainer.name, leave=False, mininterval=0.5, disable=None)
 
     def on_step_end(self, trainer: "Trainer") -> None:
         if self._tqdm is not None:
