@@ -2,8 +2,10 @@
 
     >>> import gandiag
     >>> G, D = gandiag.models.small_toy(pack=2)
-    >>> trainer = gandiag.Trainer(G, D, gandiag.data.ring(), gandiag.TrainConfig(pack=2))
-    >>> trainer.fit(3000).evaluate()
+    >>> config = gandiag.TrainConfig(pack=2, ema=0.999, steps=10_000)
+    >>> trainer = gandiag.Trainer(G, D, gandiag.data.ring(), config)
+    >>> sorted(trainer.fit(20).evaluate())   # fit() alone runs config.steps
+    ['hq', 'modes', 'reverse_kl']
 """
 
 from gandiag import data, models

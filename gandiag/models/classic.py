@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gandiag.models.toy import _check_noise, _positive_int, _positive_int_tuple
+from gandiag.models._checks import _check_noise, _positive_int, _positive_int_tuple
 
 __all__ = ["MLPGenerator", "MLPImageDiscriminator"]
 

@@ -13,7 +13,7 @@ import numbers
 import torch
 from torch import nn
 
-from gandiag.models.toy import _positive_int
+from gandiag.models._checks import _positive_int
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_weights_init", "DCGAN_SIZES"]
 

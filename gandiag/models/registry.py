@@ -13,7 +13,8 @@ from torch import nn
 
 from gandiag.models.classic import MLPGenerator, MLPImageDiscriminator
 from gandiag.models.dcgan import DCGAN_SIZES, DCGANDiscriminator, DCGANGenerator
-from gandiag.models.toy import _positive_int, _positive_int_tuple, pacgan_toy, small_toy
+from gandiag.models._checks import _positive_int, _positive_int_tuple
+from gandiag.models.toy import pacgan_toy, small_toy
 
 __all__ = ["MODEL_NAMES", "build_pair"]
 

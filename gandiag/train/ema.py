@@ -14,9 +14,11 @@ class EMA:
 
     Buffers (BatchNorm statistics) are copied, not averaged. The copy never receives
     gradients. Example:
+        >>> G = torch.nn.Linear(4, 2)
         >>> ema = EMA(G, decay=0.999)
         >>> ema.update(G)          # after every optimizer step of G
-        >>> samples = ema.model(z)
+        >>> ema.model(torch.randn(8, 4)).shape
+        torch.Size([8, 2])
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

@@ -21,7 +21,7 @@ class StepLog:
 
     >>> log = StepLog(["D/loss", "G/loss"], capacity=50, device="cpu")
     >>> log.write(1, [torch.tensor(0.7), torch.tensor(0.9)])
-    >>> log.flush()
+    >>> rows = log.flush()      # the one host-device sync
     >>> log.series("D/loss")
     (array([1]), array([0.7], dtype=float32))
     """

@@ -53,6 +53,7 @@ def test_same_seed_same_losses_other_seed_other_losses():
     {"loss": "minimax"}, {"loss": "wgan", "n_critic": 2}, {"loss": "wgan-gp"},
     {"loss": "hinge", "spectral_norm": True}, {"loss": "lsgan", "label_smoothing": 0.1},
     {"r1_gamma": 1.0}, {"instance_noise": 0.1}, {"pack": 2}, {"ema": 0.9},
+    {"pack": 2, "r1_gamma": 1.0, "instance_noise": 0.1}, {"pack": 2, "loss": "wgan-gp"},
     {"lr_d": 4e-4, "lr_g": 1e-4},
 ])
 def test_every_loss_and_stabiliser_trains(settings):
