@@ -54,7 +54,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA if present) | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast on CUDA (ignored with a warning on CPU)
     log_every: int = 50  # steps between flushes of recorded values (the only sync)
-    checkpoint_every: int = 0  # steps between checkpoints into checkpoint_dir (0: off)
+    checkpoint_every: int = 0  # steps between checkpoints (0: off); a multiple of log_every
     checkpoint_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # user notes, stored with the run
 
@@ -86,6 +86,13 @@ class TrainConfig:
                 f"TrainConfig: label_smoothing={self.label_smoothing} has no meaning for "
                 f"loss={self.loss!r} (no target labels); use it with one of {_LABEL_LOSSES} "
                 "or set label_smoothing=0"
+            )
+        if self.checkpoint_every and (self.checkpoint_every % self.log_every or not self.checkpoint_dir):
+            raise ValueError(
+                f"TrainConfig: checkpoint_every={self.checkpoint_every} needs a checkpoint_dir "
+                f"and must be a multiple of log_every={self.log_every} (checkpoints are written "
+                "at flushes, after the non-finite check); e.g. checkpoint_every="
+                f"{self.log_every * max(1, self.checkpoint_every // self.log_every)}"
             )
         if self.batch_size % self.pack:
             raise ValueError(

@@ -23,6 +23,8 @@ def test_defaults_follow_the_classic_setup():
     ({"ema": 1.0}, "ema"),
     ({"device": "gpu"}, "expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ({"steps": 1.5}, "steps: expected an integer"),
+    ({"checkpoint_every": 120, "checkpoint_dir": "runs"}, "multiple of log_every=50.*checkpoint_every=100"),
+    ({"checkpoint_every": 100}, "needs a checkpoint_dir"),
 ])
 def test_bad_settings_say_what_was_expected(settings, message):
     with pytest.raises(ValueError, match=message):
