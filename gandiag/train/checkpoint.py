@@ -61,7 +61,7 @@ def load(path: str | os.PathLike, *, map_location: torch.device | str = "cpu") -
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(
             f"{path!r} is not a gandiag checkpoint (expected a file written by "
-            "Trainer.save); to load bare weights use G.load_state_dict(torch.load(...))"
+            "Trainer.save); for bare weights use G.load_state_dict(torch.load(path, weights_only=True))"
         )
     return state
 
