@@ -24,6 +24,7 @@ from gandiag.models import (
     pacgan_toy,
     small_toy,
 )
+from gandiag.train.stabilisers import pack
 
 B = 4
 
@@ -34,8 +35,8 @@ def _seed() -> None:
 
 
 def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
-    """The PacGAN packing convention: m consecutive samples concatenated along dim 1."""
-    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+    """The trainer's own packing, so models and trainer follow one convention."""
+    return pack(x, m)
 
 
 def n_params(module: nn.Module) -> int:
