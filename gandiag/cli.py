@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from gandiag.train.trainer import NonFiniteLossError
+
 DATA_NAMES = ("ring", "grid", "digits", "stacked")
 # The model each data set gets unless --model says otherwise.
 DEFAULT_MODEL = {"ring": "toy-small", "grid": "toy-small", "digits": "mlp", "stacked": "mlp"}
@@ -23,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError) as error:
         print(f"gandiag {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -35,9 +35,14 @@ class StepLog:
         self._values: list[np.ndarray] = []
 
     def write(self, step: int, values: list[Tensor]) -> None:
-        """Record one row; the values stay on the device (no sync). Flushes when full."""
+        """Record one row; the values stay on the device (no sync)."""
         if len(self._pending_steps) == self.capacity:
-            self.flush()
+            # The owner flushes (and checks the rows) at least every `capacity` writes; a
+            # silent flush here would skip that check, so a full buffer is a bug.
+            raise RuntimeError(
+                f"StepLog: buffer full ({self.capacity} rows); call flush() at least every "
+                f"{self.capacity} writes"
+            )
         row = torch.stack([v.detach().float().reshape(()) for v in values])
         self._buffer[len(self._pending_steps)].copy_(row)
         self._pending_steps.append(step)

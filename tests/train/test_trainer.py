@@ -226,3 +226,11 @@ def test_evaluate_needs_data_that_can_evaluate():
     with pytest.raises(TypeError, match="has no .evaluate"):
         trainer.evaluate()
     assert make_trainer().fit(2).evaluate(100)["modes"] >= 0
+
+
+def test_resume_mid_interval_never_overfills_the_record_buffer(tmp_path):
+    # Flushes fall on multiples of log_every; a run resumed at step 7 must still fit.
+    first = make_trainer().fit(7)
+    first.save(tmp_path / "c.pt")
+    resumed = make_trainer().load(tmp_path / "c.pt").fit(9)
+    assert resumed.history["D/loss"][0].tolist() == list(range(1, 17))
