@@ -9,7 +9,8 @@
 """
 
 from gandiag import data, models
+from gandiag.hooks import Monitor, attach
 from gandiag.train import Callback, TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Callback", "TrainConfig", "Trainer", "data", "models", "__version__"]
+__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "models", "__version__"]

@@ -3,9 +3,9 @@
 The trainer calls, by name:
     on_fit_start(trainer)        once per `fit()`, before the first step
     on_step_end(trainer)         after every step; `trainer.step` counts G updates
-    on_flush(trainer, rows)      after recorded values reach the host (every log_every
-                                 steps and at the end of fit); `rows` maps each key to
-                                 (steps, values) numpy arrays of the new rows only
+    on_flush(trainer, records)   after recorded values reach the host (every log_every
+                                 steps and at the end of fit); `records.scalars` maps each
+                                 key to (steps, values) numpy arrays of the new rows only
     on_fit_end(trainer)          once per `fit()`, also when it ends by an error, a stop
                                  or Ctrl-C (then `trainer.error` holds the exception)
 Anything stateful returns it from `state_dict()`; checkpoints store it.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
 
 if TYPE_CHECKING:
+    from gandiag.hooks import Records
     from gandiag.train.trainer import Trainer
 
 
@@ -31,7 +31,7 @@ class Callback:
     def on_step_end(self, trainer: "Trainer") -> None:
         pass
 
-    def on_flush(self, trainer: "Trainer", rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def on_flush(self, trainer: "Trainer", records: "Records") -> None:
         pass
 
     def on_fit_end(self, trainer: "Trainer") -> None:
@@ -77,7 +77,8 @@ class ProgressPrinter(Callback):
         if self._tqdm is not None:
             self._tqdm.update(1)
 
-    def on_flush(self, trainer: "Trainer", rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def on_flush(self, trainer: "Trainer", records: "Records") -> None:
+        rows = records.scalars
         steps = rows["D/loss"][0]
         if len(steps) == 0:
             return

@@ -39,7 +39,7 @@ def trainer_state(trainer: "Trainer") -> dict[str, Any]:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
         "data": trainer.data.state_dict(),
-        "log": trainer.log.state_dict(),
+        "monitor": trainer.monitor.state_dict(),
         "callbacks": [callback.state_dict() for callback in trainer.callbacks],
     }
 
@@ -101,7 +101,7 @@ def restore_trainer_state(trainer: "Trainer", state: dict[str, Any]) -> None:
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
     trainer.data.load_state_dict(_to_cpu(state["data"]))
-    trainer.log.load_state_dict(_to_cpu(state["log"]))
+    trainer.monitor.load_state_dict(_to_cpu(state["monitor"]))
     for callback, callback_state in zip(trainer.callbacks, state["callbacks"]):
         callback.load_state_dict(callback_state)
     trainer.step = int(state["step"])

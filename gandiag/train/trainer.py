@@ -23,19 +23,16 @@ import torch
 from torch import Tensor, nn
 
 from gandiag.data.adapters import batch_source
+from gandiag.hooks import Monitor
+from gandiag.hooks.history import History
+from gandiag.hooks.monitor import attached_monitor
 from gandiag.train import checkpoint
 from gandiag.train import stabilisers as stab
 from gandiag.train.callbacks import Callback
 from gandiag.train.config import TrainConfig
 from gandiag.train.ema import EMA
 from gandiag.train.losses import get_loss
-from gandiag.train.step_log import StepLog
 
-RECORD_KEYS = (
-    "D/loss", "G/loss",
-    "D/out_real/mean", "D/out_fake/mean", "G/out_fake/mean",  # mean logits
-    "D/prob_real/mean", "D/prob_fake/mean", "G/prob_fake/mean",  # mean sigmoid(logits)
-)
 LOSS_KEYS = ("D/loss", "G/loss")
 
 
@@ -104,7 +101,13 @@ class Trainer:
                                  device=self.device)
         self._evaluator = data if callable(getattr(data, "evaluate", None)) else None
         self.callbacks: list[Callback] = list(callbacks or [])
-        self.log = StepLog(list(RECORD_KEYS), capacity=config.log_every, device=self.device)
+        # The trainer records through the same hooks a user's own loop gets from attach().
+        for model in (G, D):
+            previous = attached_monitor(model)
+            if previous is not None and previous.owner == "trainer":
+                previous.remove()  # the trainer this replaces (a re-run notebook cell)
+        self.monitor = Monitor(G, D, opt_g=self.opt_g, opt_d=self.opt_d, flush_every=config.log_every,
+                               auto_flush=False, owner="trainer")
         self.step = 0  # G updates so far
         self.fit_steps = 0
         self.error: BaseException | None = None
@@ -130,15 +133,18 @@ class Trainer:
             if cfg.r1_gamma:
                 real_in.requires_grad_(True)
             with self._autocast():
-                real_logits = self._discriminate(real_in)
-                fake_logits = self._discriminate(fake_in)
+                with self.monitor.phase("real"):  # packing and noise hide where inputs come from
+                    real_logits = self._discriminate(real_in)
+                with self.monitor.phase("fake"):
+                    fake_logits = self._discriminate(fake_in)
             loss_d = self.loss.d(real_logits, fake_logits, 1.0 - cfg.label_smoothing)
             if cfg.r1_gamma:
                 loss_d = loss_d + stab.r1_penalty(real_logits, real_in, cfg.r1_gamma)
             if cfg.penalty_gp:
-                loss_d = loss_d + stab.gradient_penalty(
-                    D, real_in, fake_in, cfg.penalty_gp, generator=self.noise_generator,
-                    logits=lambda out: self._logits(out, out.shape[0]))
+                with self.monitor.phase("ignore"):  # D on interpolates: neither real nor fake
+                    loss_d = loss_d + stab.gradient_penalty(
+                        D, real_in, fake_in, cfg.penalty_gp, generator=self.noise_generator,
+                        logits=lambda out: self._logits(out, out.shape[0]))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -146,7 +152,7 @@ class Trainer:
                 stab.clip_weights_(D, cfg.clip)
 
         # ---- G update: fresh noise, D's verdict on G's samples flows back into G ----
-        with self._autocast():
+        with self._autocast(), self.monitor.phase("fake"):
             fake = self._generate(batch)
             fake_logits_g = self._discriminate(self._d_input(fake))
         loss_g = self.loss.g(fake_logits_g)
@@ -158,11 +164,7 @@ class Trainer:
 
         self.step += 1
         self._validated = True
-        self.log.write(self.step, [
-            loss_d, loss_g, real_logits.mean(), fake_logits.mean(), fake_logits_g.mean(),
-            torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean(),
-            torch.sigmoid(fake_logits_g).mean(),
-        ])
+        self.monitor.log(loss_d=loss_d, loss_g=loss_g)  # D outputs and gradients come from hooks
 
     def _generate(self, n: int) -> Tensor:
         z = torch.randn((n, *self.z_shape), generator=self.noise_generator, device=self.device)
@@ -264,23 +266,23 @@ class Trainer:
                 if self.step % self.config.log_every == 0:
                     self._flush()
         except BaseException:
-            self.log.flush()  # keep everything recorded, also on an error or Ctrl-C
+            self.monitor.flush()  # keep everything recorded, also on an error or Ctrl-C
             raise
         self._flush()
 
     def _flush(self) -> None:
         """Bring recorded rows to the host (the sync), stop on a non-finite loss, notify."""
-        rows = self.log.flush()
-        if len(rows) == 0:
+        records = self.monitor.flush()
+        if not records:
             return
-        new = {key: (self.log.last_flushed_steps, rows[:, i]) for i, key in enumerate(self.log.keys)}
         for key in LOSS_KEYS:
-            bad = ~np.isfinite(new[key][1])
+            steps, values = records.scalars[key]
+            bad = ~np.isfinite(values)
             if bad.any():
                 first = int(np.argmax(bad))
-                raise NonFiniteLossError(key, int(new[key][0][first]), float(new[key][1][first]))
+                raise NonFiniteLossError(key, int(steps[first]), float(values[first]))
         for callback in self.callbacks:
-            callback.on_flush(self, new)
+            callback.on_flush(self, records)
         cfg = self.config
         if cfg.checkpoint_every and cfg.checkpoint_dir and self.step % cfg.checkpoint_every == 0:
             self.save(os.path.join(cfg.checkpoint_dir, f"{self.name}-last.pt"))
@@ -308,9 +310,9 @@ class Trainer:
 
     # ---- results -------------------------------------------------------------------
     @property
-    def history(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Recorded series: key -> (steps, values), flushed rows only."""
-        return self.log.as_dict()
+    def history(self) -> "History":
+        """Recorded series: key -> (steps, values), flushed rows only (see gandiag.hooks)."""
+        return self.monitor.history
 
     @property
     def G_ema(self) -> nn.Module | None:

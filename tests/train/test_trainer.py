@@ -88,8 +88,8 @@ def test_callbacks_are_called_by_name_in_order():
         def on_step_end(self, trainer):
             events.append(("step", trainer.step))
 
-        def on_flush(self, trainer, rows):
-            events.append(("flush", rows["D/loss"][0].tolist()))
+        def on_flush(self, trainer, records):
+            events.append(("flush", records.scalars["D/loss"][0].tolist()))
 
         def on_fit_end(self, trainer):
             events.append(("end", trainer.step))

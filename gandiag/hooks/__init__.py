@@ -1,0 +1,11 @@
+"""Hooks that attach to any G and D and record what matters without syncing the device.
+
+    >>> import gandiag
+    >>> gandiag.attach is attach
+    True
+"""
+
+from gandiag.hooks.monitor import GradientLeakWarning, Monitor, attach
+from gandiag.hooks.records import Histograms, Records
+
+__all__ = ["GradientLeakWarning", "Histograms", "Monitor", "Records", "attach"]

@@ -1,0 +1,160 @@
+"""`History`: the recorded series in memory, under a fixed budget however long the run.
+
+Each key keeps its most recent `recent` steps at full resolution and an *overview* of
+everything older: block means whose block size doubles whenever the overview passes
+`overview` points. So memory is bounded by (recent + overview) values per key, the
+overview still spans the whole run, and the run store keeps full resolution. Block means
+keep NaN visible (a NaN in a block makes the block NaN).
+
+    >>> import numpy as np
+    >>> history = History(recent=100, overview=10)
+    >>> history.append(Records(scalars={"D/loss": (np.arange(1, 1001), np.ones(1000))}))
+    >>> steps, values = history["D/loss"]
+    >>> len(steps) <= 100 + 10, int(steps[-1])   # the overview spans steps 1..900
+    (True, 1000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from gandiag.hooks.records import Histograms, Records
+
+
+class Series:
+    """One key: recent rows at full resolution plus a decimated overview of older rows.
+
+    Values are 1-D (scalars) or 2-D (one histogram per row).
+    """
+
+    def __init__(self, *, recent: int, overview: int) -> None:
+        self.recent, self.overview = recent, overview
+        self.stride = 1  # rows per overview point
+        self._steps = np.zeros(0, dtype=np.int64)
+        self._values: np.ndarray | None = None
+        self._old_steps = np.zeros(0, dtype=np.int64)  # the overview
+        self._old_values: np.ndarray | None = None
+        self._fold_steps = np.zeros(0, dtype=np.int64)  # evicted rows not yet a full block
+        self._fold_values: np.ndarray | None = None
+
+    def append(self, steps: np.ndarray, values: np.ndarray) -> None:
+        self._steps = np.concatenate([self._steps, steps])
+        self._values = values.copy() if self._values is None else np.concatenate([self._values, values])
+        excess = len(self._steps) - self.recent
+        if excess > 0:
+            self._fold(self._steps[:excess], self._values[:excess])
+            self._steps, self._values = self._steps[excess:].copy(), self._values[excess:].copy()
+
+    def _fold(self, steps: np.ndarray, values: np.ndarray) -> None:
+        self._fold_steps = np.concatenate([self._fold_steps, steps])
+        self._fold_values = values if self._fold_values is None else np.concatenate([self._fold_values, values])
+        full = len(self._fold_steps) // self.stride * self.stride
+        if full:
+            block_steps, block_values = _blocks(self._fold_steps[:full], self._fold_values[:full], self.stride)
+            self._old_steps = np.concatenate([self._old_steps, block_steps])
+            self._old_values = (block_values if self._old_values is None
+                                else np.concatenate([self._old_values, block_values]))
+            self._fold_steps, self._fold_values = self._fold_steps[full:], self._fold_values[full:]
+        while len(self._old_steps) > self.overview:  # halve the overview, double the stride
+            even = len(self._old_steps) // 2 * 2
+            merged_steps, merged_values = _blocks(self._old_steps[:even], self._old_values[:even], 2)
+            self._old_steps = np.concatenate([merged_steps, self._old_steps[even:]])
+            self._old_values = np.concatenate([merged_values, self._old_values[even:]])
+            self.stride *= 2
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values): the overview, then the recent rows."""
+        parts = [(self._old_steps, self._old_values), (self._fold_steps, self._fold_values),
+                 (self._steps, self._values)]
+        parts = [(s, v) for s, v in parts if v is not None and len(s)]
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts])
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self._steps, self._values, self._old_steps, self._old_values,
+                  self._fold_steps, self._fold_values)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+def _blocks(steps: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means of consecutive blocks of `size` rows, stamped with each block's last step."""
+    n = len(steps) // size
+    block_values = values[: n * size].reshape(n, size, *values.shape[1:]).mean(axis=1)
+    return steps[size - 1: n * size: size], block_values
+
+
+class History(Mapping):
+    """Scalar series by key (a read-only mapping key -> (steps, values)), plus histograms.
+
+    `history[key]` gives numpy arrays; `history.histograms[key]` gives `Histograms`.
+    """
+
+    def __init__(self, *, recent: int = 10_000, overview: int = 2_000, histogram_recent: int = 1_000) -> None:
+        if recent < 1 or overview < 2 or histogram_recent < 1:
+            raise ValueError(
+                f"History: expected recent >= 1, overview >= 2 and histogram_recent >= 1, got "
+                f"{recent}, {overview}, {histogram_recent}"
+            )
+        self.recent, self.overview, self.histogram_recent = recent, overview, histogram_recent
+        self._scalars: dict[str, Series] = {}
+        self._histograms: dict[str, Series] = {}
+        self._edges: dict[str, np.ndarray] = {}
+
+    def append(self, records: Records) -> None:
+        for key, (steps, values) in records.scalars.items():
+            series = self._scalars.setdefault(key, Series(recent=self.recent, overview=self.overview))
+            series.append(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
+        for key, hist in records.histograms.items():
+            series = self._histograms.setdefault(
+                key, Series(recent=self.histogram_recent, overview=self.overview))
+            self._edges[key] = hist.edges
+            series.append(hist.steps, hist.counts)
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        series = self._scalars.get(key)
+        if series is None:
+            hint = " (a histogram: use history.histograms[key])" if key in self._histograms else ""
+            known = ", ".join(sorted(self._scalars)[:12]) or "nothing yet (flush first)"
+            raise KeyError(f"no recorded series {key!r}{hint}; recorded: {known}")
+        return series.arrays()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._scalars))
+
+    def __len__(self) -> int:
+        return len(self._scalars)
+
+    @property
+    def histograms(self) -> dict[str, Histograms]:
+        result = {}
+        for key, series in self._histograms.items():
+            steps, counts = series.arrays()
+            result[key] = Histograms(steps, self._edges[key], counts)
+        return result
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the recorded arrays (bounded by the budget)."""
+        return sum(s.nbytes for s in (*self._scalars.values(), *self._histograms.values()))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The arrays as tensors (checkpoints load with weights_only=True)."""
+        return {
+            "scalars": {k: [torch.from_numpy(a.copy()) for a in s.arrays()] for k, s in self._scalars.items()},
+            "histograms": {k: [torch.from_numpy(a.copy()) for a in (h.steps, h.edges, h.counts)]
+                           for k, h in self.histograms.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._scalars, self._histograms, self._edges = {}, {}, {}
+        self.append(Records(
+            scalars={k: (s.numpy(), v.numpy()) for k, (s, v) in state["scalars"].items()},
+            histograms={k: Histograms(s.numpy(), e.numpy(), c.numpy())
+                        for k, (s, e, c) in state["histograms"].items()},
+        ))

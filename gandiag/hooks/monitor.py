@@ -1,0 +1,452 @@
+"""`attach(G, D, ...) -> Monitor`: record a GAN's training from hooks, without code changes.
+
+    with gandiag.attach(netG, netD, opt_g=optimizerG, opt_d=optimizerD) as monitor:
+        for real in loader:
+            ...                                     # the unchanged training loop
+            monitor.log(loss_d=errD, loss_g=errG)   # optional: losses, any scalars
+    steps, values = monitor.history["D/out_real/mean"]
+
+What the hooks do (no host-device sync anywhere on the step):
+- D's forward hooks add statistics of its outputs to a pending accumulator, marked real
+  or fake by provenance (see `phase`); the next optimizer step says which update the
+  calls served, so D-step and G-step values never mix.
+- The optimizer step pre-hooks measure per-layer gradient norms of the model about to be
+  updated (unscaled: AMP's GradScaler unscales before the step), every `weight_every`
+  steps also weight norms and update/weight ratios, and during the first
+  `leak_check_steps` steps a gradient-leak check (`leak`).
+- G's optimizer step ends a training step (the step counts G updates): the row of
+  measurements is committed to the device buffer at the next event, so that losses
+  logged after `opt_g.step()` still belong to it.
+- Every `flush_every` steps the buffer comes to the host (the one sync), into
+  `monitor.history` (bounded memory) and to the consumers (the run store).
+
+D outputs are treated as **logits**. A D that ends in `nn.Sigmoid` (the PyTorch DCGAN
+tutorial, trained with BCELoss) is detected and read through the Sigmoid's input, the
+exact logits; with `d_output="probability"` and no Sigmoid module, outputs p are read as
+logit(p) with p clipped to [1e-7, 1 - 1e-7] (so logits beyond ±16.1 saturate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+import weakref
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.optim.optimizer as optim_hooks
+from torch import Tensor, nn
+
+from gandiag.hooks.buffer import DeviceBuffer, _world_size
+from gandiag.hooks.checks import check_optimizer, resolve_d_output, unwrap
+from gandiag.hooks.gradients import GradientRecorder, ModelLayers, WeightRecorder
+from gandiag.hooks.history import History
+from gandiag.hooks.layout import Layout
+from gandiag.hooks.leak import LeakProbe, probe_parameter
+from gandiag.hooks.outputs import OutputStats
+from gandiag.hooks.phase import Provenance, check_phase, first_tensor
+from gandiag.hooks.records import Records
+
+LOSS_NAMES = {"loss_d": "D/loss", "loss_g": "G/loss"}
+_ATTACHED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
+
+
+class GradientLeakWarning(UserWarning):
+    """An update included gradients left over from another update (a missing zero_grad)."""
+
+
+class Monitor:
+    """Hooks on G, D and their optimizers plus what they recorded; see `attach`."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, *, opt_g: torch.optim.Optimizer | None = None,
+                 opt_d: torch.optim.Optimizer | None = None, flush_every: int = 50,
+                 d_output: str = "auto", output_fn: Callable[[Any], Tensor] | None = None,
+                 hist_bins: int = 40, hist_range: tuple[float, float] = (-10.0, 10.0),
+                 weight_every: int = 10, leak_check_steps: int = 20,
+                 scaler: Any = None, recent: int = 10_000, overview: int = 2_000,
+                 auto_flush: bool = True, owner: str = "user") -> None:
+        G, D = unwrap("G", G), unwrap("D", D)
+        for model in (G, D):
+            if model in _ATTACHED:
+                raise RuntimeError(
+                    f"gandiag.attach: {type(model).__name__} already has a monitor attached; "
+                    "call monitor.remove() (or leave its `with` block) before attaching again"
+                )
+        if not isinstance(flush_every, int) or flush_every < 1:
+            raise ValueError(f"gandiag.attach: expected flush_every to be an integer >= 1, got {flush_every!r}")
+        self._G, self._D = weakref.ref(G), weakref.ref(D)
+        self.flush_every, self.weight_every = flush_every, weight_every
+        self.leak_check_steps, self.auto_flush = leak_check_steps, auto_flush
+        self.output_fn, self.scaler, self.owner = output_fn, scaler, owner
+        self.step = 0  # G updates seen
+        self.history = History(recent=recent, overview=overview)
+        self.consumers: list[Callable[[Records], None]] = []
+        device = next((p.device for p in D.parameters()), torch.device("cpu"))
+        self.buffer = DeviceBuffer(device, capacity=2 * flush_every)
+        self.stats = OutputStats(bins=hist_bins, value_range=hist_range)
+        self._layers = {"D": ModelLayers(D), "G": ModelLayers(G)}
+        self.layout = Layout(self.buffer, self.stats, self._layers["D"].names,
+                             self._layers["G"].names, leak_check=leak_check_steps > 0)
+        self._pending = torch.zeros(2, self.stats.width, device=device, dtype=self.buffer.dtype)
+        self._provenance = Provenance()
+        self._phase: str | None = None
+        self._lock = threading.RLock()
+        self._row_due = False
+        self._rows_unflushed = 0
+        self._call: str | None = None     # kind of the D call in progress
+        self._captured: Tensor | None = None
+        self._recorders: dict[int, tuple[str, GradientRecorder, WeightRecorder]] = {}
+        self._roles: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
+        self._seen = {"D calls": 0, "real": 0, "fake": 0}
+        self._warned: set[str] = set()
+        self._handles: list[Any] = []
+        self._probes = self._make_probes(D, G) if leak_check_steps > 0 and _world_size() == 1 else {}
+        self.d_output, sigmoid = resolve_d_output(D, d_output)
+        self._hook_models(G, D, sigmoid)
+        self._hook_optimizers(G, D, opt_g, opt_d)
+        _ATTACHED[G] = _ATTACHED[D] = self
+        self.removed = False
+
+    # ---- attaching -------------------------------------------------------------------
+    def _hook_models(self, G: nn.Module, D: nn.Module, sigmoid: nn.Module | None) -> None:
+        self._handles.append(G.register_forward_hook(self._on_g_output))
+        self._handles.append(D.register_forward_pre_hook(self._on_d_input, with_kwargs=True))
+        self._handles.append(D.register_forward_hook(self._on_d_output))
+        if sigmoid is not None:
+            self._handles.append(sigmoid.register_forward_hook(self._on_sigmoid))
+
+    def _hook_optimizers(self, G: nn.Module, D: nn.Module, opt_g: Any, opt_d: Any) -> None:
+        if opt_g is None and opt_d is None:  # find them: every optimizer reports its steps
+            self._handles.append(optim_hooks.register_optimizer_step_pre_hook(self._on_any_pre))
+            self._handles.append(optim_hooks.register_optimizer_step_post_hook(self._on_any_post))
+            return
+        for role, optimizer in (("G", opt_g), ("D", opt_d)):
+            if optimizer is None:
+                raise ValueError(
+                    f"gandiag.attach: got opt_{'d' if role == 'G' else 'g'} but opt_{role.lower()}=None; "
+                    "pass both optimizers, or neither to have them found from their steps"
+                )
+            check_optimizer(role, optimizer, self._layers)
+            self._roles[optimizer] = role
+            self._handles.append(optimizer.register_step_pre_hook(self._on_any_pre))
+            self._handles.append(optimizer.register_step_post_hook(self._on_any_post))
+
+    def _make_probes(self, D: nn.Module, G: nn.Module) -> dict[str, LeakProbe]:
+        probes = {}
+        for role, model in (("D", D), ("G", G)):
+            parameter = probe_parameter(model)
+            if parameter is not None:
+                probes[role] = LeakProbe(parameter)
+        return probes
+
+    # ---- model hooks -----------------------------------------------------------------
+    def _on_g_output(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if module is not self._G():  # a copy of G (an EMA made by deepcopy) is not G
+            return
+        with self._lock:
+            self._commit_due()
+            self._provenance.remember(output)
+
+    def _on_d_input(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if module is not self._D():
+            return
+        with self._lock:
+            self._commit_due()
+            self._captured = None
+            # A call without autograd trains nothing (evaluation, sampling): not recorded.
+            if not torch.is_grad_enabled() or self._phase == "ignore":
+                self._call = None
+                return
+            x = first_tensor(args, kwargs)
+            if self._phase is not None:
+                self._call = self._phase
+            else:
+                self._call = "fake" if x is not None and self._provenance.is_fake(x) else "real"
+
+    def _on_sigmoid(self, module: nn.Module, args: tuple, output: Tensor) -> None:
+        if self._call is not None and args and isinstance(args[0], Tensor):
+            self._captured = args[0]
+
+    def _on_d_output(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if module is not self._D() or self._call is None:
+            return
+        with self._lock:
+            kind, self._call = self._call, None
+            logits = self._logits(output)
+            if logits.device != self._pending.device:
+                raise RuntimeError(
+                    f"gandiag: D's outputs are on {logits.device} but the monitor was attached "
+                    f"on {self._pending.device}; attach after moving the models to their device"
+                )
+            row = 0 if kind == "real" else 1
+            self._pending[row] += self.stats.sums(logits, real=kind == "real")
+            self._seen["D calls"] += 1
+            self._seen[kind] += 1
+
+    def _logits(self, output: Any) -> Tensor:
+        if self.output_fn is not None:
+            output = self.output_fn(output)
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"gandiag: D returned a {type(output).__name__}, expected a tensor of logits; "
+                "pass attach(..., output_fn=lambda out: out[0]) (or out['logits']) to pick them"
+            )
+        captured, self._captured = self._captured, None
+        if captured is not None and captured.numel() == output.numel():
+            return captured  # the exact logits, read before D's final Sigmoid
+        if self.d_output == "probability":
+            return torch.logit(output.detach().float(), eps=1e-7)
+        return output
+
+    # ---- optimizer hooks -------------------------------------------------------------
+    def _role(self, optimizer: torch.optim.Optimizer) -> str | None:
+        if optimizer not in self._roles:
+            self._roles[optimizer] = check_optimizer(None, optimizer, self._layers, warn=self._warn_once)
+        return self._roles[optimizer]
+
+    def _on_any_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        role = self._role(optimizer)
+        if role is None:
+            return
+        with self._lock:
+            self._commit_due()
+            columns = self.layout.models[role]
+            staging = self.buffer.staging
+            slots = self.layout.slots
+            staging[slots[f"{role}/out_real"]] += self._pending[0]
+            staging[slots[f"{role}/out_fake"]] += self._pending[1]
+            self._pending.zero_()
+            _, gradients, weights = self._recorders_for(optimizer, role)
+            squared, nonfinite = gradients.squared_norms()
+            staging[columns.grad_sq] += squared
+            staging[columns.grad_steps] += 1
+            staging[columns.grad_nonfinite] += nonfinite
+            if self.weight_every and (self.step + 1) % self.weight_every == 0:
+                weights.before_step()
+            if self._probes and self.step < self.leak_check_steps and role in self._probes:
+                scale = getattr(self.scaler, "_scale", None) if self.scaler is not None else None
+                staging[columns.leak] = self._probes[role].own_step(scale)
+                other = "G" if role == "D" else "D"
+                if other in self._probes:
+                    self._probes[other].other_step()
+
+    def _on_any_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        role = self._role(optimizer)
+        if role is None:
+            return
+        with self._lock:
+            if self.weight_every and (self.step + 1) % self.weight_every == 0:
+                _, _, weights = self._recorders_for(optimizer, role)
+                columns, staging = self.layout.models[role], self.buffer.staging
+                norms, ratios = weights.after_step()
+                staging[columns.weight_norm] = norms
+                staging[columns.update_ratio] = ratios
+                staging[columns.weight_measured] = 1
+            if role == "G":
+                self._end_step()
+
+    def _recorders_for(self, optimizer: torch.optim.Optimizer, role: str) -> tuple[str, GradientRecorder, WeightRecorder]:
+        entry = self._recorders.get(id(optimizer))
+        layers = self._layers[role]
+        params = [p for group in optimizer.param_groups for p in group["params"] if layers.owns(p)]
+        if entry is None or entry[1].parameters != params:
+            gradients = GradientRecorder(layers, params, self.buffer.device, self.buffer.dtype)
+            entry = (role, gradients, WeightRecorder(gradients))
+            self._recorders[id(optimizer)] = entry
+        return entry
+
+    # ---- steps and flushes -----------------------------------------------------------
+    def step_done(self) -> None:
+        """End a training step by hand: for a G updated by something other than a
+        torch.optim optimizer (G optimizers report their steps themselves)."""
+        with self._lock:
+            self._end_step()
+
+    def _end_step(self) -> None:
+        self._commit_due()
+        self.step += 1
+        self._row_due = True
+        if self._probes and self.step >= self.leak_check_steps:
+            for probe in self._probes.values():
+                probe.remove()
+            self._probes = {}
+
+    def _commit_due(self) -> None:
+        if not self._row_due:
+            return
+        self.buffer.commit(self.step)
+        self._row_due = False
+        self._rows_unflushed += 1
+        if self.auto_flush and self._rows_unflushed >= self.flush_every:
+            self.flush()
+
+    def log(self, values: Mapping[str, Any] | None = None, /, **scalars: Any) -> None:
+        """Record scalars for the current step: `loss_d`/`loss_g` (stored as D/loss,
+        G/loss) and any others by name. Device tensors stay on the device (no sync);
+        several values of one key in a step are averaged."""
+        items = {**(values or {}), **scalars}
+        with self._lock:
+            tensors, columns = [], []
+            for name, value in items.items():
+                column = self.layout.logged_column(LOSS_NAMES.get(name, name))
+                if isinstance(value, Tensor) and value.device == self.buffer.device:
+                    if value.numel() != 1:
+                        raise ValueError(
+                            f"monitor.log: {name} has shape {tuple(value.shape)}; expected one "
+                            f"number per step (reduce it first, e.g. {name}.mean())"
+                        )
+                    tensors.append(value.detach().reshape(()))
+                    columns.append(column)
+                    continue
+                number = _number(name, value)
+                staging = self.buffer.staging
+                staging[column] += number
+                staging[column + 1] += 1
+                staging[self.layout.loss_nonfinite] += not (number == number and abs(number) != float("inf"))
+            if tensors:
+                self._add_logged(tensors, columns)
+
+    def _add_logged(self, tensors: list[Tensor], columns: list[int]) -> None:
+        values = torch.stack(tensors).to(self.buffer.dtype)
+        pairs = torch.stack([values, torch.ones_like(values)], dim=1).reshape(-1)
+        index = self.buffer.index(tuple(c + k for c in columns for k in (0, 1)))
+        self.buffer.staging.index_add_(0, index, pairs)
+        self.buffer.staging[self.layout.loss_nonfinite] += (~torch.isfinite(values)).sum()
+
+    def flush(self) -> Records:
+        """Bring everything recorded so far to the host (one sync); returns the new records."""
+        with self._lock:
+            self._commit_due()
+            steps, rows = self.buffer.read()
+            self._rows_unflushed = 0
+            records, leaks = self.layout.decode(steps, rows)
+            self.history.append(records)
+            self._check_health(records, leaks)
+        if records and _rank() == 0:
+            for consumer in list(self.consumers):
+                try:
+                    consumer(records)
+                except Exception as error:  # a broken consumer must not stop training
+                    self._warn_once(f"consumer {consumer!r}",
+                                    f"gandiag: a record consumer failed ({error!r}); the records stay "
+                                    "in monitor.history")
+        return records
+
+    @contextlib.contextmanager
+    def phase(self, phase: str) -> Iterator[None]:
+        """Declare D calls inside the block as 'real', 'fake' or 'ignore' (not recorded)."""
+        previous, self._phase = self._phase, check_phase(phase)
+        try:
+            yield
+        finally:
+            self._phase = previous
+
+    # ---- health --------------------------------------------------------------------
+    def _check_health(self, records: Records, leaks: dict[str, list[str]]) -> None:
+        for role, kinds in leaks.items():
+            if kinds:
+                other = "G" if role == "D" else "D"
+                cause = (f"gradients left over from the {other} update" if kinds[0] == "other"
+                         else "gradients from earlier steps (they are never zeroed)")
+                self._warn_once(f"leak {role}", (
+                    f"gandiag: {role}'s update includes {cause}. Call opt_{role.lower()}.zero_grad() "
+                    f"(or {role}.zero_grad()) right before {role}'s backward in every step"),
+                    GradientLeakWarning)
+        seen = self._seen
+        if self.step > 0 and seen["D calls"] >= 2:
+            if seen["real"] == 0:
+                self._warn_once("no real", (
+                    "gandiag: no call of D on real data was recognised; all D calls look like "
+                    "fakes. If real batches are built from G's output, wrap those calls in "
+                    "`with monitor.phase('real'):`"))
+            if seen["fake"] == 0:
+                self._warn_once("no fake", (
+                    "gandiag: no call of D on G's samples was recognised (D/out_fake stays "
+                    "empty). If the loop transforms fakes before D (augmentation, packing, "
+                    "torch.cat), wrap those calls in `with monitor.phase('fake'):`"))
+        if self.owner == "user" and self.step == 0 and seen["D calls"] > 0 and not records:
+            self._warn_once("no G step", (
+                "gandiag: D was called but no G update was seen, so no step was recorded. Steps "
+                "are counted by G's optimizer: pass attach(..., opt_g=..., opt_d=...), or call "
+                "monitor.step_done() after each G update made without a torch.optim optimizer"))
+
+    def _warn_once(self, topic: str, message: str, category: type[Warning] = UserWarning) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            warnings.warn(message, category, stacklevel=3)
+
+    # ---- lifetime --------------------------------------------------------------------
+    def remove(self) -> None:
+        """Flush what is left and take every hook off (idempotent). History stays."""
+        if self.removed:
+            return
+        try:
+            self.flush()
+        finally:
+            self.removed = True
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+            for probe in self._probes.values():
+                probe.remove()
+            self._probes = {}
+            self._provenance.clear()
+            for model in (self._G(), self._D()):
+                if model is not None and _ATTACHED.get(model) is self:
+                    del _ATTACHED[model]
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+    def state_dict(self) -> dict[str, Any]:
+        self.flush()
+        return {"step": self.step, "history": self.history.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.history.load_state_dict(state["history"])
+
+    def __repr__(self) -> str:
+        state = "removed" if self.removed else "attached"
+        return f"<gandiag.Monitor {state}, step {self.step}, {len(self.history)} series>"
+
+
+def attached_monitor(model: nn.Module) -> Monitor | None:
+    """The monitor attached to `model` (or to the module a DDP wrapper holds), if any."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return _ATTACHED.get(model)
+
+
+def attach(G: nn.Module, D: nn.Module, **options: Any) -> Monitor:
+    """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
+
+    >>> from torch import nn
+    >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
+    >>> with attach(G, D) as monitor:
+    ...     pass
+    >>> monitor
+    <gandiag.Monitor removed, step 0, 0 series>
+    """
+    return Monitor(G, D, **options)
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"monitor.log: {name} must be a number or a one-element tensor, got "
+            f"{type(value).__name__}"
+        ) from None
+
+
+def _rank() -> int:
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank()
+    return 0
