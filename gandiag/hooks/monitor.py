@@ -96,7 +96,7 @@ class Monitor:
         self._rows_unflushed = 0
         self._call: str | None = None     # kind of the D call in progress
         self._captured: Tensor | None = None
-        self._recorders: dict[int, tuple[str, GradientRecorder, WeightRecorder]] = {}
+        self._recorders: dict[int, tuple[GradientRecorder, WeightRecorder]] = {}
         self._roles: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
         self._seen = {"D calls": 0, "real": 0, "fake": 0}
         self._warned: set[str] = set()
@@ -207,29 +207,35 @@ class Monitor:
 
     def _on_any_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         role = self._role(optimizer)
-        if role is None:
-            return
-        with self._lock:
-            self._commit_due()
-            columns = self.layout.models[role]
-            staging = self.buffer.staging
-            slots = self.layout.slots
-            staging[slots[f"{role}/out_real"]] += self._pending[0]
-            staging[slots[f"{role}/out_fake"]] += self._pending[1]
-            self._pending.zero_()
-            _, gradients, weights = self._recorders_for(optimizer, role)
-            squared, nonfinite = gradients.squared_norms()
-            staging[columns.grad_sq] += squared
-            staging[columns.grad_steps] += 1
-            staging[columns.grad_nonfinite] += nonfinite
-            if self.weight_every and (self.step + 1) % self.weight_every == 0:
-                weights.before_step()
-            if self._probes and self.step < self.leak_check_steps and role in self._probes:
-                scale = getattr(self.scaler, "_scale", None) if self.scaler is not None else None
-                staging[columns.leak] = self._probes[role].own_step(scale)
-                other = "G" if role == "D" else "D"
-                if other in self._probes:
-                    self._probes[other].other_step()
+        if role is not None:
+            with self._lock:
+                self._before_update(role, self._recorders_for(optimizer, role))
+
+    def _before_update(self, role: str, recorders: tuple[GradientRecorder, WeightRecorder] | None) -> None:
+        """Right before `role`'s update: attribute pending D calls, measure gradients."""
+        self._commit_due()
+        columns = self.layout.models[role]
+        staging = self.buffer.staging
+        slots = self.layout.slots
+        staging[slots[f"{role}/out_real"]] += self._pending[0]
+        staging[slots[f"{role}/out_fake"]] += self._pending[1]
+        self._pending.zero_()
+        gradients, weights = recorders if recorders is not None else (None, None)
+        if gradients is None:
+            layers = self._layers[role]
+            gradients = GradientRecorder(layers, layers.parameters, self.buffer.device, self.buffer.dtype)
+        squared, nonfinite = gradients.squared_norms()
+        staging[columns.grad_sq] += squared
+        staging[columns.grad_steps] += 1
+        staging[columns.grad_nonfinite] += nonfinite
+        if weights is not None and self.weight_every and (self.step + 1) % self.weight_every == 0:
+            weights.before_step()
+        if self._probes and self.step < self.leak_check_steps and role in self._probes:
+            scale = getattr(self.scaler, "_scale", None) if self.scaler is not None else None
+            staging[columns.leak] = self._probes[role].own_step(scale)
+            other = "G" if role == "D" else "D"
+            if other in self._probes:
+                self._probes[other].other_step()
 
     def _on_any_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         role = self._role(optimizer)
@@ -237,7 +243,7 @@ class Monitor:
             return
         with self._lock:
             if self.weight_every and (self.step + 1) % self.weight_every == 0:
-                _, _, weights = self._recorders_for(optimizer, role)
+                _, weights = self._recorders_for(optimizer, role)
                 columns, staging = self.layout.models[role], self.buffer.staging
                 norms, ratios = weights.after_step()
                 staging[columns.weight_norm] = norms
@@ -246,22 +252,27 @@ class Monitor:
             if role == "G":
                 self._end_step()
 
-    def _recorders_for(self, optimizer: torch.optim.Optimizer, role: str) -> tuple[str, GradientRecorder, WeightRecorder]:
+    def _recorders_for(self, optimizer: torch.optim.Optimizer, role: str) -> tuple[GradientRecorder, WeightRecorder]:
         entry = self._recorders.get(id(optimizer))
         layers = self._layers[role]
         params = [p for group in optimizer.param_groups for p in group["params"] if layers.owns(p)]
-        if entry is None or entry[1].parameters != params:
+        if entry is None or entry[0].parameters != params:
             gradients = GradientRecorder(layers, params, self.buffer.device, self.buffer.dtype)
-            entry = (role, gradients, WeightRecorder(gradients))
+            entry = (gradients, WeightRecorder(gradients))
             self._recorders[id(optimizer)] = entry
         return entry
 
     # ---- steps and flushes -----------------------------------------------------------
-    def step_done(self) -> None:
-        """End a training step by hand: for a G updated by something other than a
-        torch.optim optimizer (G optimizers report their steps themselves)."""
+    def update_done(self, role: str) -> None:
+        """Mark an update of 'D' or 'G' made without a torch.optim optimizer (whose steps
+        report themselves): D calls since the last update are attributed to it, gradient
+        norms are read from .grad, and 'G' ends the training step."""
+        if role not in ("D", "G"):
+            raise ValueError(f"monitor.update_done: expected 'D' or 'G', got {role!r}")
         with self._lock:
-            self._end_step()
+            self._before_update(role, None)
+            if role == "G":
+                self._end_step()
 
     def _end_step(self) -> None:
         self._commit_due()
@@ -368,8 +379,9 @@ class Monitor:
         if self.owner == "user" and self.step == 0 and seen["D calls"] > 0 and not records:
             self._warn_once("no G step", (
                 "gandiag: D was called but no G update was seen, so no step was recorded. Steps "
-                "are counted by G's optimizer: pass attach(..., opt_g=..., opt_d=...), or call "
-                "monitor.step_done() after each G update made without a torch.optim optimizer"))
+                "are counted by G's optimizer steps: pass attach(..., opt_g=..., opt_d=...), or "
+                "call monitor.update_done('D') / ('G') after updates made without a torch.optim "
+                "optimizer"))
 
     def _warn_once(self, topic: str, message: str, category: type[Warning] = UserWarning) -> None:
         if topic not in self._warned:
@@ -392,6 +404,9 @@ class Monitor:
                 probe.remove()
             self._probes = {}
             self._provenance.clear()
+            self._recorders.clear()  # they hold parameters; a removed monitor keeps no model alive
+            self._layers = {}
+            self._captured = None
             for model in (self._G(), self._D()):
                 if model is not None and _ATTACHED.get(model) is self:
                     del _ATTACHED[model]
