@@ -1,0 +1,180 @@
+"""Reading stored runs: `list_runs`, `open_run` and the `Run` they give.
+
+The reader opens the store read-only, so it works while training writes to it (another
+thread or process); every query sees what the writer has committed so far.
+
+    >>> import tempfile, os, numpy as np
+    >>> from gandiag.hooks.records import Records
+    >>> from gandiag.store.writer import RunWriter
+    >>> path = os.path.join(tempfile.mkdtemp(), "gandiag.sqlite")
+    >>> with RunWriter(path, name="ring") as writer:
+    ...     writer.write(Records(scalars={"G/loss": (np.array([2, 1]), np.array([0.9, 1.1]))}))
+    >>> [(info.name, info.status, info.last_step) for info in list_runs(path)]
+    [('ring', 'finished', 2)]
+    >>> with open_run("ring", path) as run:
+    ...     run.scalars("G/loss")
+    (array([1, 2]), array([1.1, 0.9]))
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from gandiag.hooks.records import Histograms
+from gandiag.store.schema import DEFAULT_STORE, RunStoreError, connect_reader
+
+_RUN_COLUMNS = "id, name, status, started, ended, last_step, config"
+
+
+@dataclass
+class RunInfo:
+    """One run's row: ids, status, unix times (`ended` is None while running)."""
+
+    id: int
+    name: str
+    status: str
+    started: float
+    ended: float | None
+    last_step: int | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Alert:
+    """A stored alert; `time` is when it was raised (unix time)."""
+
+    step: int
+    kind: str
+    severity: str
+    message: str
+    details: dict[str, Any]
+    time: float
+
+
+def list_runs(path: str = DEFAULT_STORE) -> list[RunInfo]:
+    """Every run in the store at `path`, oldest first."""
+    conn = connect_reader(os.fspath(path))
+    try:
+        return [_info(row) for row in conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def open_run(name_or_id: str | int, path: str = DEFAULT_STORE) -> Run:
+    """Open one run for reading: by id (int), or by name (the newest run of that name)."""
+    return Run(name_or_id, path)
+
+
+class Run:
+    """Read access to one stored run; a context manager. See `open_run`."""
+
+    def __init__(self, name_or_id: str | int, path: str = DEFAULT_STORE) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, int)):
+            raise TypeError(f"open_run: expected a run name (str) or id (int), got "
+                            f"{name_or_id!r}; see list_runs(path) for both")
+        self._conn = connect_reader(self.path)
+        column = "name" if isinstance(name_or_id, str) else "id"
+        row = self._conn.execute(f"SELECT id FROM runs WHERE {column} = ? ORDER BY id DESC",
+                                 (name_or_id,)).fetchone()
+        if row is None:
+            known = self._conn.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY id").fetchall()
+            self._conn.close()
+            raise RunStoreError(f"open_run: no run with {column} {name_or_id!r} in {self.path!r}; "
+                                f"known {column}s: {[k for (k,) in known]}; pass one of those")
+        self.id: int = row[0]
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the run's status, end time and last step (the writer may have moved on)."""
+        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
+                                 (self.id,)).fetchone()
+        self.info: RunInfo = _info(row)
+        self.name, self.config = self.info.name, self.info.config
+        self.status, self.started, self.ended = self.info.status, self.info.started, self.info.ended
+        self.last_step = self.info.last_step
+
+    def keys(self) -> list[str]:
+        """The scalar keys recorded so far, sorted."""
+        return self._keys("scalar_keys")
+
+    def histogram_keys(self) -> list[str]:
+        """The histogram keys recorded so far, sorted."""
+        return self._keys("histogram_keys")
+
+    def scalars(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps int64, values float64) of `key` over all writes, sorted by step."""
+        rows = self._chunks("scalar", key, "steps, vals")
+        steps = np.concatenate([np.frombuffer(s, "<i8") for s, _ in rows] or [np.zeros(0, "<i8")])
+        values = np.concatenate([np.frombuffer(v, "<f8") for _, v in rows] or [np.zeros(0, "<f8")])
+        order = np.argsort(steps, kind="stable")
+        return steps[order].astype(np.int64), values[order].astype(np.float64)
+
+    def histograms(self, key: str) -> Histograms:
+        """The histograms of `key` over all writes, sorted by step."""
+        rows = self._chunks("histogram", key, "steps, counts")
+        (edge_blob,) = self._conn.execute("SELECT edges FROM histogram_keys WHERE run_id = ? AND "
+                                          "key = ?", (self.id, key)).fetchone()
+        edges = np.frombuffer(edge_blob, "<f8").astype(np.float64)
+        bins = len(edges) - 1
+        steps = np.concatenate([np.frombuffer(s, "<i8") for s, _ in rows] or [np.zeros(0, "<i8")])
+        counts = np.concatenate([np.frombuffer(c, "<f8").reshape(-1, bins) for _, c in rows]
+                                or [np.zeros((0, bins))])
+        order = np.argsort(steps, kind="stable")
+        return Histograms(steps[order], edges, counts[order])
+
+    def samples(self, key: str = "samples") -> list[tuple[int, bytes]]:
+        """(step, PNG bytes) of every sample snapshot under `key`, sorted by step."""
+        rows = self._conn.execute("SELECT step, png FROM samples WHERE run_id = ? AND key = ? "
+                                  "ORDER BY step, rowid", (self.id, key)).fetchall()
+        return [(int(step), bytes(png)) for step, png in rows]
+
+    def alerts(self) -> list[Alert]:
+        """Every alert of this run, in the order raised."""
+        rows = self._conn.execute("SELECT step, kind, severity, message, details, time FROM alerts "
+                                  "WHERE run_id = ? ORDER BY rowid", (self.id,)).fetchall()
+        return [Alert(step, kind, severity, message, json.loads(details), time)
+                for step, kind, severity, message, details, time in rows]
+
+    def close(self) -> None:
+        """Close the read connection. Idempotent."""
+        self._conn.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Run(id={self.id}, name={self.name!r}, status={self.status!r}, "
+                f"last_step={self.last_step})")
+
+    def _keys(self, table: str) -> list[str]:
+        rows = self._conn.execute(f"SELECT key FROM {table} WHERE run_id = ? ORDER BY key",
+                                  (self.id,))
+        return [key for (key,) in rows]
+
+    def _chunks(self, kind: str, key: str, columns: str) -> list[tuple[bytes, bytes]]:
+        row = self._conn.execute(f"SELECT id FROM {kind}_keys WHERE run_id = ? AND key = ?",
+                                 (self.id, key)).fetchone()
+        if row is None:
+            known = self._keys(f"{kind}_keys")
+            close = difflib.get_close_matches(str(key), known, n=5, cutoff=0.5)
+            hint = f"close matches: {close}" if close else f"known keys: {known[:20]}"
+            raise KeyError(f"run {self.id} ({self.name!r}) has no {kind} key {key!r}; {hint}")
+        return self._conn.execute(f"SELECT {columns} FROM {kind}_chunks WHERE key_id = ? "
+                                  "ORDER BY rowid", (row[0],)).fetchall()
+
+
+def _info(row: tuple[Any, ...]) -> RunInfo:
+    run_id, name, status, started, ended, last_step, config = row
+    return RunInfo(run_id, name, status, started, ended, last_step, json.loads(config))

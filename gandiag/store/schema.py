@@ -1,0 +1,138 @@
+"""The run store's file format: tables, version check, and how connections are opened.
+
+One SQLite file (WAL mode) holds many runs. Numbers are stored as little-endian blobs,
+one row per key and written chunk, so NaN and inf round-trip bit for bit. No pickle.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "runs.sqlite")
+    >>> conn = connect_writer(path)
+    >>> conn.execute("SELECT value FROM gandiag_meta WHERE key = 'format'").fetchone()
+    ('gandiag run store',)
+    >>> conn.close()
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from urllib.parse import quote
+
+DEFAULT_STORE = "runs/gandiag.sqlite"
+FORMAT = "gandiag run store"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gandiag_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    config TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
+    last_step INTEGER);
+CREATE TABLE IF NOT EXISTS scalar_keys (id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id), key TEXT NOT NULL, UNIQUE (run_id, key));
+CREATE TABLE IF NOT EXISTS scalar_chunks (key_id INTEGER NOT NULL REFERENCES scalar_keys(id),
+    steps BLOB NOT NULL, vals BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS scalar_chunks_by_key ON scalar_chunks (key_id);
+CREATE TABLE IF NOT EXISTS histogram_keys (id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id), key TEXT NOT NULL, edges BLOB NOT NULL,
+    UNIQUE (run_id, key));
+CREATE TABLE IF NOT EXISTS histogram_chunks (
+    key_id INTEGER NOT NULL REFERENCES histogram_keys(id),
+    steps BLOB NOT NULL, counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histogram_chunks_by_key ON histogram_chunks (key_id);
+CREATE TABLE IF NOT EXISTS samples (run_id INTEGER NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL, step INTEGER NOT NULL, png BLOB NOT NULL, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_by_run ON samples (run_id, key);
+CREATE TABLE IF NOT EXISTS alerts (run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,
+    details TEXT NOT NULL, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id);
+"""
+
+_DAMAGED_FIX = "if it is damaged, move it away and a new store will be created"
+
+
+class RunStoreError(RuntimeError):
+    """The run store file cannot be used as asked; the message says why and the fix."""
+
+
+def connect_writer(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) the store at `path` for writing; autocommit mode."""
+    if os.path.isdir(path):
+        raise RunStoreError(f"run store: expected a file path, got the directory {path!r}; "
+                            f"pass a file inside it, e.g. {os.path.join(path, 'gandiag.sqlite')!r}")
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    except (OSError, sqlite3.Error) as err:
+        raise RunStoreError(f"run store: cannot create or open {path!r} for writing ({err}); "
+                            "pass a path in a folder you can write to") from err
+    try:
+        if not _tables(conn, path):  # a new file: create the schema in one transaction
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO gandiag_meta "
+                               f"VALUES ('format', '{FORMAT}'), "
+                               f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        check_store(conn, path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: a commit survives a killed process
+    except sqlite3.Error as err:
+        conn.close()
+        raise RunStoreError(f"run store: cannot write to {path!r} ({err}); "
+                            f"check its permissions; {_DAMAGED_FIX}") from err
+    except RunStoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_reader(path: str) -> sqlite3.Connection:
+    """Open the store at `path` read-only; works while another process writes to it."""
+    if not os.path.isfile(path):
+        what = "a directory" if os.path.isdir(path) else "nothing"
+        raise RunStoreError(f"run store: expected a store file at {path!r}, found {what}; "
+                            "pass the path a RunWriter wrote to (default "
+                            f"{DEFAULT_STORE!r}, relative to the project folder)")
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK) and not os.path.exists(
+            path + "-wal"):
+        uri += "&immutable=1"  # WAL needs a -shm file it cannot create here; no writer is active
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0)
+    except sqlite3.Error as err:
+        raise RunStoreError(f"run store: cannot open {path!r} ({err}); check that you may "
+                            "read it") from err
+    try:
+        check_store(conn, path)
+    except sqlite3.Error as err:
+        conn.close()
+        raise RunStoreError(f"run store: cannot read {path!r} ({err}); check that it is "
+                            f"readable; {_DAMAGED_FIX}") from err
+    except RunStoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def check_store(conn: sqlite3.Connection, path: str) -> None:
+    """Raise RunStoreError unless `conn` holds a gandiag store this version can read."""
+    if "gandiag_meta" not in _tables(conn, path):
+        raise RunStoreError(f"run store: {path!r} is an SQLite file but not a gandiag run "
+                            "store (no gandiag_meta table); it was left untouched; "
+                            "pass a different path for the store")
+    meta = dict(conn.execute("SELECT key, value FROM gandiag_meta").fetchall())
+    if meta.get("format") != FORMAT:
+        raise RunStoreError(f"run store: {path!r} has format {meta.get('format')!r}, expected "
+                            f"{FORMAT!r}; it was left untouched; pass a different path")
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise RunStoreError(f"run store: {path!r} has schema version {version}, this gandiag "
+                            f"reads up to {SCHEMA_VERSION}; upgrade gandiag to read it")
+
+
+def _tables(conn: sqlite3.Connection, path: str) -> set[str]:
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable: the caller words it
+    except sqlite3.DatabaseError as err:  # random bytes: "file is not a database"
+        raise RunStoreError(f"run store: {path!r} is not a readable SQLite file ({err}); "
+                            f"{_DAMAGED_FIX}, or pass a different path") from err
+    return {name for (name,) in rows}

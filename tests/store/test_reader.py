@@ -1,0 +1,136 @@
+"""Everything written comes back: scalars (NaN/inf too), histograms, samples, alerts, runs."""
+
+import numpy as np
+import pytest
+
+from gandiag.hooks.records import Histograms, Records
+from gandiag.store import Alert, RunStoreError, RunWriter, list_runs, open_run
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake image body"
+
+
+def scalars(**series):
+    return Records(scalars={key.replace("__", "/"): (np.asarray(s), np.asarray(v, float))
+                            for key, (s, v) in series.items()})
+
+
+@pytest.fixture
+def path(tmp_path):
+    return str(tmp_path / "runs" / "gandiag.sqlite")
+
+
+def test_scalars_round_trip_across_writes_sorted_with_nan_and_inf(path):
+    with RunWriter(path, name="dcgan") as writer:
+        writer.write(scalars(D__loss=([0, 1], [0.7, np.nan])))
+        writer.write(scalars(D__loss=([3, 2], [np.inf, -np.inf])))
+        writer.flush()
+        writer.write(scalars(D__loss=([4], [-0.0]), G__loss=([4], [1.5])))  # G/loss appears mid-run
+    with open_run("dcgan", path) as run:
+        steps, values = run.scalars("D/loss")
+        assert steps.dtype == np.int64 and values.dtype == np.float64
+        np.testing.assert_array_equal(steps, [0, 1, 2, 3, 4])
+        np.testing.assert_array_equal(values, [0.7, np.nan, -np.inf, np.inf, -0.0])
+        assert np.signbit(values[-1])  # -0.0 round-trips bit for bit
+        assert run.keys() == ["D/loss", "G/loss"]
+        np.testing.assert_array_equal(run.scalars("G/loss")[0], [4])
+
+
+def test_nan_payload_bits_round_trip(path):
+    odd_nan = np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)
+    with RunWriter(path, name="bits") as writer:
+        writer.write(scalars(x=([7], odd_nan)))
+    with open_run("bits", path) as run:
+        assert run.scalars("x")[1].tobytes() == odd_nan.tobytes()
+
+
+def test_histograms_round_trip_sorted_by_step(path):
+    edges = np.linspace(-1, 1, 5)
+    first = Histograms([2, 3], edges, [[1, 2, 3, 4], [0, 0, 0, np.nan]])
+    second = Histograms([1], edges, [[9, 9, 9, 9]])
+    with RunWriter(path, name="h") as writer:
+        writer.write(Records(histograms={"D/out_real": first}))
+        writer.flush()
+        writer.write(Records(histograms={"D/out_real": second}))
+    with open_run("h", path) as run:
+        assert run.histogram_keys() == ["D/out_real"] and run.keys() == []
+        h = run.histograms("D/out_real")
+        np.testing.assert_array_equal(h.steps, [1, 2, 3])
+        np.testing.assert_array_equal(h.edges, edges)
+        np.testing.assert_array_equal(h.counts, [[9, 9, 9, 9], [1, 2, 3, 4], [0, 0, 0, np.nan]])
+
+
+def test_samples_alerts_config_and_status_round_trip(path):
+    config = {"lr": 2e-4, "betas": [0.5, 0.999], "model": {"name": "dcgan", "ngf": 64}, "ema": None}
+    with RunWriter(path, name="dcgan", config=config) as writer:
+        writer.add_sample(10, PNG)
+        writer.add_sample(5, PNG + b"2")
+        writer.add_sample(5, PNG + b"ema", key="samples/ema")
+        writer.add_alert(7, "mode_collapse", "critical", "3 of 8 modes covered",
+                         details={"modes": 3, "history": [8, 5, 3]})
+        writer.add_alert(9, "d_overpowering", "warning", "D(x) - D(G(z)) > 5")
+        writer.set_status("paused")
+        writer.flush()
+        with open_run(writer.run_id, path) as live:
+            assert live.status == "paused" and live.ended is None and live.last_step == 10
+    with open_run("dcgan", path) as run:
+        assert run.config == config and run.status == "finished"
+        assert run.ended is not None and run.started <= run.ended
+        assert run.samples() == [(5, PNG + b"2"), (10, PNG)]
+        assert run.samples("samples/ema") == [(5, PNG + b"ema")]
+        alerts = run.alerts()
+        assert [a.kind for a in alerts] == ["mode_collapse", "d_overpowering"]
+        assert isinstance(alerts[0], Alert)
+        assert alerts[0].details == {"modes": 3, "history": [8, 5, 3]}
+        assert alerts[1].details == {} and alerts[1].severity == "warning" and alerts[1].step == 9
+
+
+def test_several_runs_per_file_open_by_name_picks_newest_and_by_id(path):
+    for name, value in [("ring", 1.0), ("grid", 2.0), ("ring", 3.0)]:
+        with RunWriter(path, name=name, config={"value": value}) as writer:
+            writer.write(scalars(x=([0], [value])))
+    runs = list_runs(path)
+    assert [(r.id, r.name, r.status, r.last_step) for r in runs] == [
+        (1, "ring", "finished", 0), (2, "grid", "finished", 0), (3, "ring", "finished", 0)]
+    assert runs[1].config == {"value": 2.0}
+    with open_run("ring", path) as newest, open_run(1, path) as oldest:
+        assert newest.id == 3 and newest.scalars("x")[1].tolist() == [3.0]
+        assert oldest.id == 1 and oldest.scalars("x")[1].tolist() == [1.0]
+
+
+def test_refresh_sees_the_writer_move_on(path):
+    writer = RunWriter(path, name="live")
+    writer.write(scalars(x=([0, 1], [1.0, 2.0])))
+    writer.flush()
+    run = open_run("live", path)
+    assert (run.status, run.last_step) == ("running", 1)
+    writer.write(scalars(x=([2], [3.0])))
+    writer.close()
+    assert run.scalars("x")[0].tolist() == [0, 1, 2]  # queries always see the latest commit
+    assert run.status == "running"
+    run.refresh()
+    assert (run.status, run.last_step) == ("finished", 2)
+    run.close()
+    run.close()
+
+
+def test_unknown_names_and_keys_say_what_exists(path):
+    with RunWriter(path, name="ring") as writer:
+        writer.write(scalars(D__grad_norm__total=([0], [1.0]), G__loss=([0], [1.0])))
+    with pytest.raises(RunStoreError, match=r"no run with name 'rnig'.*\['ring'\]"):
+        open_run("rnig", path)
+    with pytest.raises(RunStoreError, match=r"no run with id 9.*\[1\]"):
+        open_run(9, path)
+    with pytest.raises(TypeError, match="name .str. or id .int."):
+        open_run(1.0, path)
+    with open_run("ring", path) as run:
+        with pytest.raises(KeyError, match="close matches.*D/grad_norm/total"):
+            run.scalars("D/grad_norm/totl")
+        with pytest.raises(KeyError, match="no histogram key"):
+            run.histograms("D/grad_norm/total")
+
+
+def test_reader_does_not_need_the_writer_and_empty_store_lists_nothing(path):
+    RunWriter(path, name="empty").close()
+    assert [r.last_step for r in list_runs(path)] == [None]
+    with open_run("empty", path) as run:
+        assert run.keys() == [] and run.samples() == [] and run.alerts() == []
