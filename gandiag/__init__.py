@@ -10,7 +10,8 @@
 
 from gandiag import data, models
 from gandiag.hooks import Monitor, attach
+from gandiag.store import list_runs, open_run
 from gandiag.train import Callback, TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "models", "__version__"]
+__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "list_runs", "models", "open_run", "__version__"]

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from gandiag.store import RunStoreError
 from gandiag.train.trainer import NonFiniteLossError
 
 DATA_NAMES = ("ring", "grid", "digits", "stacked")
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError) as error:
+    except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError, RunStoreError) as error:
         print(f"gandiag {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     demo.add_argument("--seed", type=int, default=1,
                       help="default 1: there the vanilla run collapses onto one mode")
+    demo.add_argument("--store", default="runs/gandiag.sqlite",
+                      help="run store (SQLite) that records both runs (default runs/gandiag.sqlite)")
     demo.set_defaults(run=_demo)
 
     train = commands.add_parser("train", help="train one GAN on built-in data")
@@ -66,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--log-every", type=int, default=500, help="steps between progress lines")
     train.add_argument("--out", default="runs", help="folder for the checkpoint and summary")
+    train.add_argument("--store", default="runs/gandiag.sqlite",
+                       help="run store (SQLite) that records the run (default runs/gandiag.sqlite)")
     train.set_defaults(run=_train)
     return parser
 
@@ -79,8 +84,10 @@ def _train(args: argparse.Namespace) -> int:
         "amp": args.amp, "seed": args.seed, "log_every": args.log_every,
         **parse_stabilisers(args.stabilise),
     })
-    summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config, args.out)
+    summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config, args.out,
+                   args.store)
     print(json.dumps(summary["metrics"], indent=2))
+    print(f"Recorded in the run store {summary['store']} (gandiag.open_run({args.name!r}, ...))")
     return 0
 
 
@@ -99,7 +106,7 @@ def _demo(args: argparse.Namespace) -> int:
         config = TrainConfig(steps=args.steps, seed=args.seed, device=args.device,
                              log_every=max(1, args.steps // 5), **stabilisers)
         print(f"--- {name} {stabilisers or ''} ---")
-        runs[name] = _run(name, "ring", "toy-small", config, args.out)
+        runs[name] = _run(name, "ring", "toy-small", config, args.out, args.store)
     print("\nRing metrics on 2500 samples from fixed noise. A perfect generator: 8 modes, HQ "
           "98.9 %,\nreverse KL ~0.0015. 'spread' = 8 exp(-reverse KL): how many equally "
           "filled modes\nthe samples are worth (8 is even coverage, 1 is total collapse).")
@@ -110,14 +117,19 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"{name:<10}{m['modes']:>5}/8{100 * m['hq']:>8.1f}{m['reverse_kl']:>9.3f}"
               f"{spread:>8.1f}{summary['seconds']:>6.0f}s")
     print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
+    print(f"Both runs are recorded in the run store {runs['packed']['store']}\n"
+          f"  (every flush, metrics and sample pictures; read it with "
+          f"gandiag.open_run('packed', path) or gandiag.list_runs(path))")
     return 0
 
 
-def _run(name: str, data_name: str, model_name: str, config: Any, out: str) -> dict[str, Any]:
-    """Train one run with a progress line; returns (and writes) its summary."""
+def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
+         store: str) -> dict[str, Any]:
+    """Train one run with a progress line, recorded in `store`; returns (and writes) its summary."""
     import torch
 
     from gandiag import data, models
+    from gandiag.store import StoreRecorder
     from gandiag.train import ProgressPrinter, Trainer
 
     dataset = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
@@ -127,9 +139,13 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str) -> d
     G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
                              z_dim=config.z_dim)
     progress = ProgressPrinter(evaluate=True)
-    trainer = Trainer(G, D, dataset, config, callbacks=[progress], name=name)
+    recorder = StoreRecorder(store)
+    trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder], name=name)
     started = time.perf_counter()
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        recorder.close()
     seconds = time.perf_counter() - started
     metrics: dict[str, Any] = (trainer.evaluate() if data_name in ("ring", "grid")
                                else _sample_stats(trainer.sample(512)))
@@ -137,7 +153,8 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str) -> d
     trainer.save(os.path.join(out, f"{name}.pt"))
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
                "seconds": seconds, "device": str(trainer.device), "metrics": metrics,
-               "evaluations": progress.evaluations, "config": config.to_dict()}
+               "evaluations": progress.evaluations, "config": config.to_dict(),
+               "store": recorder.where}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(summary, f, indent=2, default=float)
     return summary

@@ -4,11 +4,14 @@ import json
 import subprocess
 import sys
 
+import gandiag
 from gandiag.cli import main
 
 
 def test_demo_prints_progress_and_both_runs_metrics(tmp_path, capsys):
-    assert main(["demo", "--steps", "60", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    store = tmp_path / "runs" / "gandiag.sqlite"
+    assert main(["demo", "--steps", "60", "--out", str(tmp_path), "--device", "cpu",
+                 "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "Loss_D:" in out and "D(x):" in out and "D(G(z)):" in out
     table = out[out.index("Ring metrics"):]
@@ -16,11 +19,15 @@ def test_demo_prints_progress_and_both_runs_metrics(tmp_path, capsys):
     summary = json.loads((tmp_path / "packed.json").read_text())
     assert summary["steps"] == 60 and summary["config"]["pack"] == 2
     assert (tmp_path / "vanilla.pt").exists()
+    assert f"recorded in the run store {store}" in out
+    runs = gandiag.list_runs(store)
+    assert [(r.name, r.status, r.last_step) for r in runs] == [("vanilla", "finished", 60), ("packed", "finished", 60)]
+    assert gandiag.open_run("packed", store).scalars("metric/modes")[0][-1] == 60
 
 
 def test_train_with_stabilisers_and_loss(tmp_path, capsys):
     argv = ["train", "--data", "grid", "--loss", "hinge", "--steps", "20", "--stabilise",
-            "pack=2", "--stabilise", "spectral_norm", "--out", str(tmp_path), "--name", "g"]
+            "pack=2", "--stabilise", "spectral_norm", "--out", str(tmp_path), "--name", "g", "--store", str(tmp_path / "s.sqlite")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((tmp_path / "g.json").read_text())["metrics"]
@@ -30,7 +37,7 @@ def test_train_with_stabilisers_and_loss(tmp_path, capsys):
 
 def test_train_on_digits(tmp_path):
     assert main(["train", "--data", "digits", "--steps", "5", "--batch-size", "16",
-                 "--out", str(tmp_path), "--name", "d"]) == 0
+                 "--out", str(tmp_path), "--name", "d", "--store", str(tmp_path / "s.sqlite")]) == 0
     summary = json.loads((tmp_path / "d.json").read_text())
     assert summary["model"] == "mlp" and -1.0 <= summary["metrics"]["min"] <= summary["metrics"]["max"] <= 1.0
 
@@ -51,6 +58,7 @@ def test_python_dash_m_gandiag():
 
 def test_same_seed_same_run(tmp_path):
     for name in ("a", "b"):
-        assert main(["train", "--steps", "30", "--out", str(tmp_path), "--name", name]) == 0
+        assert main(["train", "--steps", "30", "--out", str(tmp_path), "--name", name,
+                     "--store", str(tmp_path / "s.sqlite")]) == 0
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
     assert a["metrics"] == b["metrics"] and a["evaluations"] == b["evaluations"]

@@ -48,7 +48,6 @@ class DeviceBuffer:
         self._ring = torch.zeros(capacity + 1, 2, device=self.device, dtype=self.dtype)
         self._rows_read = 0
         self._host: Tensor | None = None
-        self._index_cache: dict[tuple[int, ...], Tensor] = {}
 
     # ---- columns --------------------------------------------------------------------
     def columns(self, names: list[str], *, reduce: str = "sum") -> slice:
@@ -70,14 +69,6 @@ class DeviceBuffer:
         ring[:, -2:] = self._ring[:, -2:]         # [step, counter] columns stay last
         self.staging, self._ring = staging, ring
         self._host = None
-
-    def index(self, positions: tuple[int, ...]) -> Tensor:
-        """A cached device index tensor (built once per pattern, so no copy per step)."""
-        cached = self._index_cache.get(positions)
-        if cached is None:
-            cached = torch.tensor(positions, device=self.device, dtype=torch.long)
-            self._index_cache[positions] = cached
-        return cached
 
     # ---- the step -------------------------------------------------------------------
     def commit(self, step: int | Tensor) -> None:
@@ -125,6 +116,14 @@ class DeviceBuffer:
         positions = np.arange(written - new, written) % self.capacity
         rows = host[positions]
         return rows[:, -2].round().astype(np.int64), rows[:, :-2]
+
+
+def to_device(host: Tensor, device: torch.device) -> Tensor:
+    """Copy a small host tensor to `device` without a sync (pinned, non-blocking): a plain
+    .to("cuda") from pageable memory waits for the copy, which sync checks flag."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
 
 
 def _world_size() -> int:

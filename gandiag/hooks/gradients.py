@@ -3,7 +3,8 @@
 A *layer* is the module that owns a parameter directly, named by its qualified name
 (`main.0`); parameters of spectral-norm or other parametrisations count for the layer
 they parametrise. Norms of all parameters come from one `torch._foreach_norm` call and
-are summed per layer on the device with `index_add_` (no sync).
+are summed per layer on the device by a small 0/1 matrix product (no sync, and
+deterministic, unlike `index_add_` on CUDA).
 
     >>> from torch import nn
     >>> D = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from gandiag.hooks.buffer import to_device
 
 
 def layer_name(parameter_name: str) -> str:
@@ -53,27 +56,42 @@ class GradientRecorder:
         self.layers = layers
         self.parameters = parameters
         self.device, self.dtype = device, dtype
-        self._index: dict[tuple[bool, ...], Tensor] = {}
+        self._matrices: dict[tuple[bool, ...], Tensor] = {}
 
     def squared_norms(self) -> tuple[Tensor, Tensor]:
         """(per-layer squared norms, number of parameters with a non-finite gradient)."""
         present = tuple(p.grad is not None for p in self.parameters)
         grads = [p.grad for p in self.parameters if p.grad is not None]
-        per_layer = torch.zeros(len(self.layers.names), device=self.device, dtype=self.dtype)
         if not grads:
-            return per_layer, per_layer.new_zeros(())
+            zeros = torch.zeros(len(self.layers.names), device=self.device, dtype=self.dtype)
+            return zeros, zeros.new_zeros(())
         norms = torch.stack(torch._foreach_norm(grads)).to(self.dtype)
-        per_layer.index_add_(0, self._layer_index(present), norms * norms)
-        return per_layer, (~torch.isfinite(norms)).sum().to(self.dtype)
+        return self.sum_per_layer(norms * norms, present), (~torch.isfinite(norms)).sum().to(self.dtype)
 
-    def _layer_index(self, present: tuple[bool, ...]) -> Tensor:
-        index = self._index.get(present)
-        if index is None:  # one host-to-device copy per pattern of missing gradients
+    def sum_per_layer(self, values: Tensor, present: tuple[bool, ...]) -> Tensor:
+        """Non-negative per-parameter values (of the present parameters) summed per layer.
+
+        A NaN or inf makes its own layer NaN or inf and no other (a plain matrix product
+        would spread it: 0 * NaN is NaN).
+        """
+        matrix = self._layer_matrix(present)
+        finite = torch.isfinite(values)
+        summed = matrix @ torch.where(finite, values, torch.zeros_like(values))
+        nonfinite = matrix @ (~finite).to(values.dtype)
+        nan = matrix @ torch.isnan(values).to(values.dtype)
+        worst = torch.where(nan > 0, float("nan"), float("inf"))
+        return torch.where(nonfinite > 0, worst, summed)
+
+    def _layer_matrix(self, present: tuple[bool, ...]) -> Tensor:
+        matrix = self._matrices.get(present)
+        if matrix is None:  # built once per pattern of missing gradients, copied without a sync
             layer_of = [self.layers.layer_of[self.layers.position[id(p)]]
                         for p, has in zip(self.parameters, present) if has]
-            index = torch.tensor(layer_of, device=self.device, dtype=torch.long)
-            self._index[present] = index
-        return index
+            host = torch.zeros(len(self.layers.names), len(layer_of), dtype=self.dtype)
+            host[layer_of, range(len(layer_of))] = 1.0
+            matrix = to_device(host, self.device)
+            self._matrices[present] = matrix
+        return matrix
 
 
 class WeightRecorder:
@@ -96,15 +114,13 @@ class WeightRecorder:
             raise RuntimeError("WeightRecorder.after_step called without before_step")
         g = self.gradients
         params = [p.detach() for p in g.parameters]
-        all_present = tuple(True for _ in params)
-        index = g._layer_index(all_present)
-        weight_sq = self._per_layer(torch._foreach_norm(params), index)
-        delta = torch._foreach_sub(params, self._before)
-        update_sq = self._per_layer(torch._foreach_norm(delta), index)
-        before_sq = self._per_layer(torch._foreach_norm(self._before), index)
-        return weight_sq.sqrt(), update_sq.sqrt() / before_sq.sqrt()
+        present = tuple(True for _ in params)
 
-    def _per_layer(self, norms: list[Tensor], index: Tensor) -> Tensor:
-        g = self.gradients
-        squared = torch.stack(norms).to(g.dtype) ** 2
-        return torch.zeros(len(g.layers.names), device=g.device, dtype=g.dtype).index_add_(0, index, squared)
+        def per_layer(norms: list[Tensor]) -> Tensor:
+            stacked = torch.stack(norms).to(g.dtype)
+            return g.sum_per_layer(stacked * stacked, present)
+
+        weight_sq = per_layer(torch._foreach_norm(params))
+        update_sq = per_layer(torch._foreach_norm(torch._foreach_sub(params, self._before)))
+        before_sq = per_layer(torch._foreach_norm(self._before))
+        return weight_sq.sqrt(), update_sq.sqrt() / before_sq.sqrt()

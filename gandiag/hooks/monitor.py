@@ -82,6 +82,7 @@ class Monitor:
         self.step = 0  # G updates seen
         self.history = History(recent=recent, overview=overview)
         self.consumers: list[Callable[[Records], None]] = []
+        self.writer: Any = None  # the RunWriter of attach(store=...), closed by remove()
         device = next((p.device for p in D.parameters()), torch.device("cpu"))
         self.buffer = DeviceBuffer(device, capacity=2 * flush_every)
         self.stats = OutputStats(bins=hist_bins, value_range=hist_range)
@@ -320,10 +321,17 @@ class Monitor:
 
     def _add_logged(self, tensors: list[Tensor], columns: list[int]) -> None:
         values = torch.stack(tensors).to(self.buffer.dtype)
-        pairs = torch.stack([values, torch.ones_like(values)], dim=1).reshape(-1)
-        index = self.buffer.index(tuple(c + k for c in columns for k in (0, 1)))
-        self.buffer.staging.index_add_(0, index, pairs)
-        self.buffer.staging[self.layout.loss_nonfinite] += (~torch.isfinite(values)).sum()
+        staging = self.buffer.staging
+        start = columns[0]
+        if columns == list(range(start, start + 2 * len(columns), 2)):
+            # The usual case, the same keys every step: their columns are one block.
+            pairs = torch.stack([values, torch.ones_like(values)], dim=1).reshape(-1)
+            staging[start:start + 2 * len(columns)] += pairs
+        else:
+            for i, column in enumerate(columns):
+                staging[column] += values[i]
+                staging[column + 1] += 1
+        staging[self.layout.loss_nonfinite] += (~torch.isfinite(values)).sum()
 
     def flush(self) -> Records:
         """Bring everything recorded so far to the host (one sync); returns the new records."""
@@ -389,13 +397,16 @@ class Monitor:
             warnings.warn(message, category, stacklevel=3)
 
     # ---- lifetime --------------------------------------------------------------------
-    def remove(self) -> None:
-        """Flush what is left and take every hook off (idempotent). History stays."""
+    def remove(self, *, status: str = "finished") -> None:
+        """Flush what is left and take every hook off (idempotent). History stays; a run
+        store opened by attach(store=...) is closed with `status`."""
         if self.removed:
             return
         try:
             self.flush()
         finally:
+            if self.writer is not None:
+                self.writer.close(status=status)
             self.removed = True
             for handle in self._handles:
                 handle.remove()
@@ -414,8 +425,11 @@ class Monitor:
     def __enter__(self) -> "Monitor":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> None:
+        if kind is None:
+            self.remove()
+        else:
+            self.remove(status="interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
     def state_dict(self) -> dict[str, Any]:
         self.flush()
@@ -437,8 +451,13 @@ def attached_monitor(model: nn.Module) -> Monitor | None:
     return _ATTACHED.get(model)
 
 
-def attach(G: nn.Module, D: nn.Module, **options: Any) -> Monitor:
+def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
+           config: Mapping[str, Any] | None = None, **options: Any) -> Monitor:
     """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
+
+    With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
+    every flush is also written to the run store as run `run` with `config`; leaving the
+    `with` block closes the run as finished, failed or interrupted.
 
     >>> from torch import nn
     >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
@@ -447,7 +466,19 @@ def attach(G: nn.Module, D: nn.Module, **options: Any) -> Monitor:
     >>> monitor
     <gandiag.Monitor removed, step 0, 0 series>
     """
-    return Monitor(G, D, **options)
+    monitor = Monitor(G, D, **options)
+    if store is None:
+        return monitor
+    from gandiag.store import RunWriter  # hooks produce records; the store is optional
+
+    try:
+        writer = store if isinstance(store, RunWriter) else RunWriter(store, name=run, config=config)
+    except BaseException:
+        monitor.remove()
+        raise
+    monitor.writer = writer
+    monitor.consumers.append(writer.write)
+    return monitor
 
 
 def _number(name: str, value: Any) -> float:

@@ -65,12 +65,18 @@ class OutputStats:
             finite.double(), x, x * x, torch.sign(x), (correct & finite).double(),
             torch.sigmoid(x) * finite, (~finite).double(),
         ], dim=1).sum(0)
-        # Clamp finite values into the range so none fall out of the histogram; push
-        # non-finite ones below it, where histc ignores them (they are counted above).
-        inside = x.float().clamp(self.low, self.high)
-        inside = torch.where(finite, inside, torch.full_like(inside, self.low - 1.0))
-        hist = torch.histc(inside, bins=self.bins, min=self.low, max=self.high)
-        return torch.cat([columns, hist.double()])
+        return torch.cat([columns, self.histogram(x, finite)])
+
+    def histogram(self, x: Tensor, finite: Tensor) -> Tensor:
+        """Counts per bin of the finite values, values outside the range in the edge bins.
+
+        Bins as torch.histc draws them, but by comparing bin numbers with a row of bin
+        indices: deterministic on CUDA (histc uses atomics and fails under
+        torch.use_deterministic_algorithms) and without a sync.
+        """
+        index = ((x - self.low) * (self.bins / (self.high - self.low))).floor().clamp(0, self.bins - 1)
+        bins = torch.arange(self.bins, device=x.device, dtype=x.dtype)
+        return ((index[:, None] == bins[None, :]) & finite[:, None]).sum(0).to(x.dtype)
 
     def decode(self, sums: np.ndarray) -> dict[str, np.ndarray]:
         """Rows of accumulated sums (n, width) -> statistics per row (NaN where n == 0)."""

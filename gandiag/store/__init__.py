@@ -18,7 +18,8 @@
 
 from gandiag.store.reader import Alert, Run, RunInfo, list_runs, open_run
 from gandiag.store.schema import DEFAULT_STORE, RunStoreError
+from gandiag.store.recorder import StoreRecorder
 from gandiag.store.writer import RunWriter
 
 __all__ = ["DEFAULT_STORE", "Alert", "Run", "RunInfo", "RunStoreError", "RunWriter",
-           "list_runs", "open_run"]
+           "StoreRecorder", "list_runs", "open_run"]

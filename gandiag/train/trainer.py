@@ -305,6 +305,11 @@ class Trainer:
         return not self._running.is_set()
 
     @property
+    def stop_requested(self) -> bool:
+        """True when the last fit() ended early because stop() was called."""
+        return self._stop_requested
+
+    @property
     def running(self) -> bool:
         return self._lock.locked()
 
