@@ -86,12 +86,10 @@ class LeakProbe:
         self.pending.add_(contribution)
         self.cumulative.add_(contribution)
 
-    def own_step(self, scale: Tensor | None = None) -> Tensor:
+    def own_step(self) -> Tensor:
         """At this model's optimizer step: the row of COLUMNS, then reset the phases."""
         grad = self.parameter.grad
         actual = self.fingerprint(grad) if grad is not None else torch.zeros_like(self.pending)
-        if scale is not None:  # AMP: .grad is unscaled by now, the contributions are not
-            actual = actual * scale.double()
         row = torch.cat([actual.new_ones(1), actual, self.pending, self.other, self.cumulative])
         self.pending.zero_()
         self.other.zero_()

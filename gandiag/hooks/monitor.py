@@ -64,7 +64,7 @@ class Monitor:
                  d_output: str = "auto", output_fn: Callable[[Any], Tensor] | None = None,
                  hist_bins: int = 40, hist_range: tuple[float, float] = (-10.0, 10.0),
                  weight_every: int = 10, leak_check_steps: int = 20,
-                 scaler: Any = None, recent: int = 10_000, overview: int = 2_000,
+                 recent: int = 10_000, overview: int = 2_000,
                  auto_flush: bool = True, owner: str = "user") -> None:
         G, D = unwrap("G", G), unwrap("D", D)
         for model in (G, D):
@@ -78,7 +78,7 @@ class Monitor:
         self._G, self._D = weakref.ref(G), weakref.ref(D)
         self.flush_every, self.weight_every = flush_every, weight_every
         self.leak_check_steps, self.auto_flush = leak_check_steps, auto_flush
-        self.output_fn, self.scaler, self.owner = output_fn, scaler, owner
+        self.output_fn, self.owner = output_fn, owner
         self.step = 0  # G updates seen
         self.history = History(recent=recent, overview=overview)
         self.consumers: list[Callable[[Records], None]] = []
@@ -232,8 +232,7 @@ class Monitor:
         if weights is not None and self.weight_every and (self.step + 1) % self.weight_every == 0:
             weights.before_step()
         if self._probes and self.step < self.leak_check_steps and role in self._probes:
-            scale = getattr(self.scaler, "_scale", None) if self.scaler is not None else None
-            staging[columns.leak] = self._probes[role].own_step(scale)
+            staging[columns.leak] = self._probes[role].own_step()
             other = "G" if role == "D" else "D"
             if other in self._probes:
                 self._probes[other].other_step()

@@ -330,3 +330,33 @@ def test_calls_without_autograd_are_not_recorded():
         with torch.no_grad():
             D(torch.randn(4, 1, 8, 8))
     assert "D/out_real/mean" not in monitor.history
+
+
+def test_with_a_grad_scaler_norms_are_unscaled_and_no_leak_is_reported(recwarn):
+    # GradScaler unscales before optimizer.step, so the step pre-hooks see true gradients;
+    # the leak check compares directions, so the scale factor does not matter.
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(NZ, 16), nn.ReLU(), nn.Linear(16, 4))
+    D = nn.Sequential(nn.Linear(4, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    bce = nn.BCEWithLogitsLoss()
+    hand = []
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d) as monitor:
+        for _ in range(4):
+            opt_d.zero_grad()
+            fake = G(torch.randn(8, NZ))
+            out_real, out_fake = D(torch.randn(8, 4)), D(fake.detach())
+            loss_d = bce(out_real, torch.ones_like(out_real)) + bce(out_fake, torch.zeros_like(out_fake))
+            scaler.scale(loss_d).backward()
+            scaler.unscale_(opt_d)
+            hand.append(layer_norms(D)["2"])
+            scaler.step(opt_d)
+            opt_g.zero_grad()
+            out = D(fake)
+            scaler.scale(bce(out, torch.ones_like(out))).backward()
+            scaler.step(opt_g)
+            scaler.update()
+    np.testing.assert_allclose(monitor.history["D/grad_norm/2"][1], hand, rtol=1e-5)
+    assert not monitor.history["grad_leak/D"][1].any()
+    assert not [w for w in recwarn if issubclass(w.category, GradientLeakWarning)]
