@@ -12,7 +12,7 @@ Columns are registered by name before use and the buffer grows when new ones app
     >>> buffer = DeviceBuffer("cpu", capacity=4)
     >>> loss = buffer.columns(["D/loss"])
     >>> buffer.staging[loss] += 0.7
-    >>> buffer.commit(step=1)
+    >>> buffer.commit()
     >>> steps, rows = buffer.read()
     >>> steps, rows[:, loss].tolist()
     (array([1]), [[0.7]])
@@ -44,7 +44,7 @@ class DeviceBuffer:
         self.names: list[str] = []
         self.reduce_mean: list[bool] = []
         self.staging = torch.zeros(0, device=self.device, dtype=self.dtype)
-        # Row `capacity` of the ring holds the counters: [rows committed, last step].
+        # Row `capacity` of the ring holds the counters, as [..., last step, rows committed].
         self._ring = torch.zeros(capacity + 1, 2, device=self.device, dtype=self.dtype)
         self._rows_read = 0
         self._host: Tensor | None = None
@@ -71,14 +71,21 @@ class DeviceBuffer:
         self._host = None
 
     # ---- the step -------------------------------------------------------------------
-    def commit(self, step: int | Tensor) -> None:
-        """Append the staging row, tagged with `step`, to the ring and clear it (no sync)."""
-        counter = self._ring[self.capacity, -1]
-        position = torch.remainder(counter, self.capacity).long().reshape(1)
-        row = torch.cat([self.staging, self._ring.new_zeros(2)])
-        row[-2] = step
+    def set_step(self, step: int) -> None:
+        """Set the step of the last committed row (at attach, or when a run resumes)."""
+        self._ring[self.capacity, -2] = step
+
+    def commit(self) -> None:
+        """Append the staging row to the ring, tagged with the next step, and clear it.
+
+        Step and position come from counters on the device, so this needs no host value
+        and is the same ops every time: it can be captured in a CUDA graph and replayed.
+        """
+        counters = self._ring[self.capacity]
+        counters[-2:].add_(1)  # the step, the rows committed
+        position = torch.remainder(counters[-1] - 1, self.capacity).long().reshape(1)
+        row = torch.cat([self.staging, counters[-2:]])
         self._ring.index_copy_(0, position, row.reshape(1, -1))
-        counter.add_(1)
         self.staging.zero_()
 
     # ---- the sync -------------------------------------------------------------------

@@ -286,7 +286,7 @@ class Monitor:
     def _commit_due(self) -> None:
         if not self._row_due:
             return
-        self.buffer.commit(self.step)
+        self.buffer.commit()
         self._row_due = False
         self._rows_unflushed += 1
         if self.auto_flush and self._rows_unflushed >= self.flush_every:
@@ -435,7 +435,9 @@ class Monitor:
         return {"step": self.step, "history": self.history.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.flush()
         self.step = int(state["step"])
+        self.buffer.set_step(self.step)
         self.history.load_state_dict(state["history"])
 
     def __repr__(self) -> str:
