@@ -73,8 +73,11 @@ class Monitor:
                     f"gandiag.attach: {type(model).__name__} already has a monitor attached; "
                     "call monitor.remove() (or leave its `with` block) before attaching again"
                 )
-        if not isinstance(flush_every, int) or flush_every < 1:
-            raise ValueError(f"gandiag.attach: expected flush_every to be an integer >= 1, got {flush_every!r}")
+        for name, value, least in (("flush_every", flush_every, 1), ("weight_every", weight_every, 0),
+                                   ("leak_check_steps", leak_check_steps, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(
+                    f"gandiag.attach: expected {name} to be an integer >= {least}, got {value!r}")
         self._G, self._D = weakref.ref(G), weakref.ref(D)
         self.flush_every, self.weight_every = flush_every, weight_every
         self.leak_check_steps, self.auto_flush = leak_check_steps, auto_flush
@@ -102,10 +105,13 @@ class Monitor:
         self._seen = {"D calls": 0, "real": 0, "fake": 0}
         self._warned: set[str] = set()
         self._handles: list[Any] = []
-        self._probes = self._make_probes(D, G) if leak_check_steps > 0 and _world_size() == 1 else {}
+        # Everything that can refuse comes before the first hook, so a refused attach
+        # leaves the models untouched.
         self.d_output, sigmoid = resolve_d_output(D, d_output)
+        optimizers = self._check_optimizers(opt_g, opt_d)
+        self._probes = self._make_probes(D, G) if leak_check_steps > 0 and _world_size() == 1 else {}
         self._hook_models(G, D, sigmoid)
-        self._hook_optimizers(G, D, opt_g, opt_d)
+        self._hook_optimizers(optimizers)
         _ATTACHED[G] = _ATTACHED[D] = self
         self.removed = False
 
@@ -117,11 +123,9 @@ class Monitor:
         if sigmoid is not None:
             self._handles.append(sigmoid.register_forward_hook(self._on_sigmoid))
 
-    def _hook_optimizers(self, G: nn.Module, D: nn.Module, opt_g: Any, opt_d: Any) -> None:
-        if opt_g is None and opt_d is None:  # find them: every optimizer reports its steps
-            self._handles.append(optim_hooks.register_optimizer_step_pre_hook(self._on_any_pre))
-            self._handles.append(optim_hooks.register_optimizer_step_post_hook(self._on_any_post))
-            return
+    def _check_optimizers(self, opt_g: Any, opt_d: Any) -> dict[str, torch.optim.Optimizer]:
+        if opt_g is None and opt_d is None:
+            return {}
         for role, optimizer in (("G", opt_g), ("D", opt_d)):
             if optimizer is None:
                 raise ValueError(
@@ -129,6 +133,13 @@ class Monitor:
                     "pass both optimizers, or neither to have them found from their steps"
                 )
             check_optimizer(role, optimizer, self._layers)
+        return {"G": opt_g, "D": opt_d}
+
+    def _hook_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        if not optimizers:  # find them: every optimizer reports its steps
+            self._handles.append(optim_hooks.register_optimizer_step_pre_hook(self._on_any_pre))
+            self._handles.append(optim_hooks.register_optimizer_step_post_hook(self._on_any_post))
+        for role, optimizer in optimizers.items():
             self._roles[optimizer] = role
             self._handles.append(optimizer.register_step_pre_hook(self._on_any_pre))
             self._handles.append(optimizer.register_step_post_hook(self._on_any_post))

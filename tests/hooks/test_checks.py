@@ -56,7 +56,12 @@ def test_optimizers_of_the_wrong_model_are_errors():
         gandiag.attach(G, D, opt_g=both, opt_d=opt_d)
     with pytest.raises(ValueError, match="pass both optimizers"):
         gandiag.attach(G, D, opt_g=opt_g)
-    gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d).remove()  # nothing was left attached
+    for module in (*G.modules(), *D.modules()):  # a refused attach leaves no hook behind
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    assert all(not p._backward_hooks for p in (*G.parameters(), *D.parameters()))
+    gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d).remove()
+    with pytest.raises(ValueError, match="expected weight_every to be an integer >= 0, got -1"):
+        gandiag.attach(G, D, weight_every=-1)
 
 
 def test_wrapped_models_are_unwrapped_or_refused():

@@ -71,6 +71,7 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
         }
         with open(os.path.join(folder, f"rank{rank}.json"), "w") as file:
             json.dump(result, file)
+        dist.barrier()  # both ranks done before either closes its connections
     finally:
         dist.destroy_process_group()
 
