@@ -16,6 +16,7 @@ keep NaN visible (a NaN in a block makes the block NaN).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -105,8 +106,13 @@ class History(Mapping):
         self._scalars: dict[str, Series] = {}
         self._histograms: dict[str, Series] = {}
         self._edges: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # the dashboard reads while the training thread appends
 
     def append(self, records: Records) -> None:
+        with self._lock:
+            self._append(records)
+
+    def _append(self, records: Records) -> None:
         for key, (steps, values) in records.scalars.items():
             series = self._scalars.setdefault(key, Series(recent=self.recent, overview=self.overview))
             series.append(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
@@ -122,10 +128,11 @@ class History(Mapping):
             hint = " (a histogram: use history.histograms[key])" if key in self._histograms else ""
             known = ", ".join(sorted(self._scalars)[:12]) or "nothing yet (flush first)"
             raise KeyError(f"no recorded series {key!r}{hint}; recorded: {known}")
-        return series.arrays()
+        with self._lock:
+            return series.arrays()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._scalars))
+        return iter(sorted(list(self._scalars)))
 
     def __len__(self) -> int:
         return len(self._scalars)
@@ -133,9 +140,10 @@ class History(Mapping):
     @property
     def histograms(self) -> dict[str, Histograms]:
         result = {}
-        for key, series in self._histograms.items():
-            steps, counts = series.arrays()
-            result[key] = Histograms(steps, self._edges[key], counts)
+        with self._lock:
+            for key, series in self._histograms.items():
+                steps, counts = series.arrays()
+                result[key] = Histograms(steps, self._edges[key], counts)
         return result
 
     @property
@@ -152,7 +160,8 @@ class History(Mapping):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._scalars, self._histograms, self._edges = {}, {}, {}
+        with self._lock:
+            self._scalars, self._histograms, self._edges = {}, {}, {}
         self.append(Records(
             scalars={k: (s.numpy(), v.numpy()) for k, (s, v) in state["scalars"].items()},
             histograms={k: Histograms(s.numpy(), e.numpy(), c.numpy())
