@@ -17,6 +17,7 @@ keep NaN visible (a NaN in a block makes the block NaN).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,26 +30,38 @@ from gandiag.hooks.records import Histograms, Records
 class Series:
     """One key: recent rows at full resolution plus a decimated overview of older rows.
 
-    Values are 1-D (scalars) or 2-D (one histogram per row).
+    Values are 1-D (scalars) or 2-D (one histogram per row). Appending is O(new rows):
+    recent rows are kept as the flushed chunks and joined only when read.
     """
 
     def __init__(self, *, recent: int, overview: int) -> None:
         self.recent, self.overview = recent, overview
         self.stride = 1  # rows per overview point
-        self._steps = np.zeros(0, dtype=np.int64)
-        self._values: np.ndarray | None = None
+        self._chunks: deque[tuple[np.ndarray, np.ndarray]] = deque()  # the recent rows
+        self._count = 0
         self._old_steps = np.zeros(0, dtype=np.int64)  # the overview
         self._old_values: np.ndarray | None = None
         self._fold_steps = np.zeros(0, dtype=np.int64)  # evicted rows not yet a full block
         self._fold_values: np.ndarray | None = None
+        self._joined: tuple[np.ndarray, np.ndarray] | None = None
 
     def append(self, steps: np.ndarray, values: np.ndarray) -> None:
-        self._steps = np.concatenate([self._steps, steps])
-        self._values = values.copy() if self._values is None else np.concatenate([self._values, values])
-        excess = len(self._steps) - self.recent
-        if excess > 0:
-            self._fold(self._steps[:excess], self._values[:excess])
-            self._steps, self._values = self._steps[excess:].copy(), self._values[excess:].copy()
+        self._chunks.append((steps.copy(), values.copy()))
+        self._count += len(steps)
+        self._joined = None
+        excess = self._count - self.recent
+        while excess > 0:
+            first_steps, first_values = self._chunks[0]
+            if len(first_steps) <= excess:
+                self._chunks.popleft()
+                taken = len(first_steps)
+                self._fold(first_steps, first_values)
+            else:
+                taken = excess
+                self._fold(first_steps[:taken], first_values[:taken])
+                self._chunks[0] = (first_steps[taken:], first_values[taken:])
+            self._count -= taken
+            excess -= taken
 
     def _fold(self, steps: np.ndarray, values: np.ndarray) -> None:
         self._fold_steps = np.concatenate([self._fold_steps, steps])
@@ -69,17 +82,22 @@ class Series:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values): the overview, then the recent rows."""
-        parts = [(self._old_steps, self._old_values), (self._fold_steps, self._fold_values),
-                 (self._steps, self._values)]
-        parts = [(s, v) for s, v in parts if v is not None and len(s)]
-        if not parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts])
+        if self._joined is None:
+            parts = [(self._old_steps, self._old_values), (self._fold_steps, self._fold_values),
+                     *self._chunks]
+            parts = [(s, v) for s, v in parts if v is not None and len(s)]
+            if not parts:
+                return np.zeros(0, dtype=np.int64), np.zeros(0)
+            joined = (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
+            for array in joined:
+                array.setflags(write=False)  # shared with every reader until the next append
+            self._joined = joined
+        return self._joined
 
     @property
     def nbytes(self) -> int:
-        arrays = (self._steps, self._values, self._old_steps, self._old_values,
-                  self._fold_steps, self._fold_values)
+        arrays = [self._old_steps, self._old_values, self._fold_steps, self._fold_values,
+                  *(a for chunk in self._chunks for a in chunk)]
         return sum(a.nbytes for a in arrays if a is not None)
 
 
@@ -114,11 +132,14 @@ class History(Mapping):
 
     def _append(self, records: Records) -> None:
         for key, (steps, values) in records.scalars.items():
-            series = self._scalars.setdefault(key, Series(recent=self.recent, overview=self.overview))
+            series = self._scalars.get(key)
+            if series is None:
+                series = self._scalars[key] = Series(recent=self.recent, overview=self.overview)
             series.append(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
         for key, hist in records.histograms.items():
-            series = self._histograms.setdefault(
-                key, Series(recent=self.histogram_recent, overview=self.overview))
+            series = self._histograms.get(key)
+            if series is None:
+                series = self._histograms[key] = Series(recent=self.histogram_recent, overview=self.overview)
             self._edges[key] = hist.edges
             series.append(hist.steps, hist.counts)
 

@@ -11,21 +11,24 @@ import numpy as np
 
 from gandiag.hooks import leak
 from gandiag.hooks.buffer import DeviceBuffer
+from gandiag.hooks.gradients import ModelLayers, sum_per_layer
 from gandiag.hooks.outputs import SLOTS, OutputStats, prob_key
 from gandiag.hooks.records import Histograms, Records
 
 
 class ModelColumns:
-    """The columns of one model (D or G): gradient, weight and leak-check measurements."""
+    """The columns of one model (D or G): gradient, weight and leak-check measurements,
+    one column per parameter (the host sums them per layer)."""
 
-    def __init__(self, buffer: DeviceBuffer, role: str, layers: list[str], *, leak_check: bool) -> None:
-        self.role, self.layers = role, layers
+    def __init__(self, buffer: DeviceBuffer, role: str, layers: ModelLayers, *, leak_check: bool) -> None:
+        self.role, self.layers, self.matrix = role, list(layers.names), layers.matrix.copy()
+        count = len(layers.parameters)
         # Identical on every rank under DDP (gradients are all-reduced), hence "mean".
-        self.grad_sq = buffer.columns([f"{role}/grad_sq/{name}" for name in layers], reduce="mean")
-        self.grad_steps, self.grad_nonfinite = _pair(buffer.columns(
-            [f"{role}/grad_steps", f"nonfinite/{role}/grad"], reduce="mean"))
-        self.weight_norm = buffer.columns([f"{role}/weight_norm/{n}" for n in layers], reduce="mean")
-        self.update_ratio = buffer.columns([f"{role}/update_ratio/{n}" for n in layers], reduce="mean")
+        self.grad_sq = buffer.columns([f"{role}/grad_sq/{i}" for i in range(count)], reduce="mean")
+        self.grad_steps = buffer.columns([f"{role}/grad_steps"], reduce="mean").start
+        # weight norm after, update norm, weight norm before (squared, per parameter)
+        self.weights = buffer.columns([f"{role}/weights/{k}/{i}" for k in ("after", "update", "before")
+                                       for i in range(count)], reduce="mean")
         self.weight_measured = buffer.columns([f"{role}/weight_measured"], reduce="mean").start
         self.leak = (buffer.columns([f"{role}/leak/{c}" for c in leak.COLUMNS], reduce="mean")
                      if leak_check else None)
@@ -36,16 +39,22 @@ class ModelColumns:
         count = rows[:, self.grad_steps]
         measured = count > 0
         if measured.any():
-            squared = rows[measured][:, self.grad_sq] / count[measured, None]  # mean over the steps
+            per_parameter = rows[measured][:, self.grad_sq] / count[measured, None]  # mean over updates
+            squared = sum_per_layer(self.matrix, per_parameter)
             for i, name in enumerate(self.layers):
                 out[f"{role}/grad_norm/{name}"] = (steps[measured], np.sqrt(squared[:, i]))
             out[f"{role}/grad_norm/total"] = (steps[measured], np.sqrt(squared.sum(axis=1)))
-            out[f"nonfinite/{role}/grad"] = (steps[measured], rows[measured, self.grad_nonfinite])
+            # parameters whose gradient held a NaN or inf in one of the step's updates
+            out[f"nonfinite/{role}/grad"] = (steps[measured], (~np.isfinite(per_parameter)).sum(axis=1).astype(float))
         weighed = rows[:, self.weight_measured] > 0
         if weighed.any():
+            after, update, before = np.split(rows[weighed][:, self.weights], 3, axis=1)
+            after, update, before = (sum_per_layer(self.matrix, x) for x in (after, update, before))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.sqrt(update) / np.sqrt(before)
             for i, name in enumerate(self.layers):
-                out[f"{role}/weight_norm/{name}"] = (steps[weighed], rows[weighed, self.weight_norm.start + i])
-                out[f"{role}/update_ratio/{name}"] = (steps[weighed], rows[weighed, self.update_ratio.start + i])
+                out[f"{role}/weight_norm/{name}"] = (steps[weighed], np.sqrt(after[:, i]))
+                out[f"{role}/update_ratio/{name}"] = (steps[weighed], ratio[:, i])
         found: list[str] = []
         if self.leak is not None:
             checked = rows[:, self.leak.start] > 0
@@ -59,28 +68,33 @@ class ModelColumns:
 class Layout:
     """All columns of the Monitor's buffer."""
 
-    def __init__(self, buffer: DeviceBuffer, stats: OutputStats, d_layers: list[str],
-                 g_layers: list[str], *, leak_check: bool) -> None:
+    def __init__(self, buffer: DeviceBuffer, stats: OutputStats, d_layers: ModelLayers,
+                 g_layers: ModelLayers, *, leak_check: bool) -> None:
         self.buffer, self.stats = buffer, stats
-        self.slots = {slot: buffer.columns([f"{slot}:{i}" for i in range(stats.width)]) for slot in SLOTS}
+        # The four slots, one after the other: one add per step fills them all.
+        self.all_slots = buffer.columns([f"{slot}:{i}" for slot in SLOTS for i in range(stats.width)])
+        self.slots = {slot: slice(self.all_slots.start + k * stats.width,
+                                  self.all_slots.start + (k + 1) * stats.width)
+                      for k, slot in enumerate(SLOTS)}
         self.models = {"D": ModelColumns(buffer, "D", d_layers, leak_check=leak_check),
                        "G": ModelColumns(buffer, "G", g_layers, leak_check=leak_check)}
-        self.loss_nonfinite = buffer.columns(["nonfinite/loss"]).start
         self.logged: dict[str, int] = {}  # key -> its sum column; the count column follows
 
-    def logged_column(self, key: str) -> int:
-        column = self.logged.get(key)
-        if column is None:
-            column = self.buffer.columns([f"{key}:sum", f"{key}:count"]).start
-            self.logged[key] = column
-        return column
+    def logged_columns(self, keys: list[str]) -> list[int]:
+        """The sum column of each key (its count column follows); new keys get new columns,
+        side by side, so keys logged together each step form one block."""
+        new = [key for key in dict.fromkeys(keys) if key not in self.logged]
+        if new:
+            start = self.buffer.columns([f"{key}:{part}" for key in new for part in ("sum", "count")]).start
+            self.logged.update({key: start + 2 * i for i, key in enumerate(new)})
+        return [self.logged[key] for key in keys]
 
     def decode(self, steps: np.ndarray, rows: np.ndarray) -> tuple[Records, dict[str, list[str]]]:
         """One flush's rows -> Records, plus the leaks found per model."""
         scalars: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         histograms: dict[str, Histograms] = {}
         for slot, columns in self.slots.items():
-            stats = self.stats.decode(rows[:, columns])
+            stats = self.stats.decode(rows[:, columns], real=slot.endswith("real"))
             seen = (stats["n"] + stats["nonfinite"]) > 0
             if not seen.any():
                 continue
@@ -91,17 +105,15 @@ class Layout:
             scalars[f"nonfinite/{slot}"] = (at, stats["nonfinite"][seen])
             histograms[f"{slot}/hist"] = Histograms(at, self.stats.edges, stats["hist"][seen])
         any_logged = np.zeros(len(steps), dtype=bool)
+        nonfinite = np.zeros(len(steps))
         for key, column in self.logged.items():
             count = rows[:, column + 1]
             logged = count > 0
             any_logged |= logged
+            nonfinite += logged & ~np.isfinite(rows[:, column])  # a NaN or inf stays in the sum
             if logged.any():
                 scalars[key] = (steps[logged], rows[logged, column] / count[logged])
-        if any_logged.any():
-            scalars["nonfinite/loss"] = (steps[any_logged], rows[any_logged, self.loss_nonfinite])
+        if any_logged.any():  # how many logged values (losses and others) were not finite
+            scalars["nonfinite/loss"] = (steps[any_logged], nonfinite[any_logged])
         leaks = {role: columns.decode(steps, rows, scalars) for role, columns in self.models.items()}
         return Records(scalars=scalars, histograms=histograms), leaks
-
-
-def _pair(columns: slice) -> tuple[int, int]:
-    return columns.start, columns.start + 1
