@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gandiag.hooks import buffer
+
 
 def layer_name(parameter_name: str) -> str:
     """'main.0.weight' -> 'main.0'; 'main.0.parametrizations.weight.original' -> 'main.0'."""
@@ -87,7 +89,7 @@ class GradientRecorder:
         models as numpy (reading a CPU tensor is no sync, and skips three torch ops)."""
         grads = [p.grad if p is not None and p.grad is not None else self._zero for p in self.parameters]
         norms = torch._foreach_norm(grads)
-        if self._zero.device.type == "cpu":
+        if self._zero.device.type == "cpu" and buffer.CPU_FAST_PATH:
             values = np.array([n.item() for n in norms])  # float64: squares of huge norms stay finite
             return values * values
         stacked = torch.stack(norms).to(self.dtype)

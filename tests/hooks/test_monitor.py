@@ -15,6 +15,7 @@ from torch import nn
 import gandiag
 from gandiag.hooks import GradientLeakWarning
 
+pytestmark = pytest.mark.usefixtures("code_path")  # every test on both code paths
 NZ = 8
 
 
