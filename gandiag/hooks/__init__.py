@@ -5,7 +5,9 @@
     True
 """
 
-from gandiag.hooks.monitor import GradientLeakWarning, Monitor, attach
+from gandiag.hooks.attach import attach, attached_monitor
+from gandiag.hooks.health import GradientLeakWarning
+from gandiag.hooks.monitor import Monitor
 from gandiag.hooks.records import Histograms, Records
 
-__all__ = ["GradientLeakWarning", "Histograms", "Monitor", "Records", "attach"]
+__all__ = ["GradientLeakWarning", "Histograms", "Monitor", "Records", "attach", "attached_monitor"]

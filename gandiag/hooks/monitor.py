@@ -39,22 +39,20 @@ import torch.optim.optimizer as optim_hooks
 from torch import Tensor, nn
 
 from gandiag.hooks.buffer import DeviceBuffer, _world_size
+from gandiag.hooks.calls import DCalls
 from gandiag.hooks.checks import check_optimizer, resolve_d_output, unwrap
 from gandiag.hooks.gradients import GradientRecorder, ModelLayers, WeightRecorder
+from gandiag.hooks.health import health_warnings
 from gandiag.hooks.history import History
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.leak import LeakProbe, probe_parameter
 from gandiag.hooks.outputs import SLOTS, OutputStats
-from gandiag.hooks.phase import Provenance, check_phase, first_tensor
+from gandiag.hooks.phase import check_phase
 from gandiag.hooks.records import Records
 
 LOSS_NAMES = {"loss_d": "D/loss", "loss_g": "G/loss"}
 _SLOT_OF = {(role, kind): f"{role}/out_{kind}" for role in ("D", "G") for kind in ("real", "fake")}
 _ATTACHED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
-
-
-class GradientLeakWarning(UserWarning):
-    """An update included gradients left over from another update (a missing zero_grad)."""
 
 
 class Monitor:
@@ -82,7 +80,7 @@ class Monitor:
         self._G, self._D = weakref.ref(G), weakref.ref(D)
         self.flush_every, self.weight_every = flush_every, weight_every
         self.leak_check_steps, self.auto_flush = leak_check_steps, auto_flush
-        self.output_fn, self.owner = output_fn, owner
+        self.owner = owner
         self.step = 0  # G updates seen
         self.history = History(recent=recent, overview=overview)
         self.consumers: list[Callable[[Records], None]] = []
@@ -93,25 +91,20 @@ class Monitor:
         self._layers = {"D": ModelLayers(D), "G": ModelLayers(G)}
         self.layout = Layout(self.buffer, self.stats, self._layers["D"], self._layers["G"],
                              leak_check=leak_check_steps > 0)
-        # D calls not yet attributed to an update, and this step's calls by slot
-        self._pending: dict[str, list[Tensor]] = {"real": [], "fake": []}
+        # D calls' logits by slot, for the step in progress
         self._row_calls: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}
         self._deferred: list[tuple[int, list[list[Tensor]]]] = []  # CPU: (ring row, calls by slot)
-        self._provenance = Provenance()
-        self._phase: str | None = None
         self._lock = threading.RLock()
         self._row_due = False
         self._rows_unflushed = 0
-        self._call: str | None = None     # kind of the D call in progress
-        self._captured: Tensor | None = None
         self._recorders: dict[Any, tuple] = {}  # per optimizer (and per role for update_done)
         self._roles: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
-        self._seen = {"D calls": 0, "real": 0, "fake": 0}
         self._warned: set[str] = set()
         self._handles: list[Any] = []
         # Everything that can refuse comes before the first hook, so a refused attach
         # leaves the models untouched.
         self.d_output, sigmoid = resolve_d_output(D, d_output)
+        self.calls = DCalls(d_output=self.d_output, output_fn=output_fn, device=device)
         optimizers = self._check_optimizers(opt_g, opt_d)
         self._probes = self._make_probes(D, G) if leak_check_steps > 0 and _world_size() == 1 else {}
         self._hook_models(G, D, sigmoid)
@@ -162,59 +155,23 @@ class Monitor:
             return
         with self._lock:
             self._commit_due()
-            self._provenance.remember(output)
+            self.calls.g_output(output)
 
     def _on_d_input(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if module is not self._D():
             return
         with self._lock:
             self._commit_due()
-            self._captured = None
-            # A call without autograd trains nothing (evaluation, sampling): not recorded.
-            if not torch.is_grad_enabled() or self._phase == "ignore":
-                self._call = None
-                return
-            x = first_tensor(args, kwargs)
-            if self._phase is not None:
-                self._call = self._phase
-            else:
-                self._call = "fake" if x is not None and self._provenance.is_fake(x) else "real"
+            self.calls.d_input(args, kwargs)
 
     def _on_sigmoid(self, module: nn.Module, args: tuple, output: Tensor) -> None:
-        if self._call is not None and args and isinstance(args[0], Tensor):
-            self._captured = args[0]
+        self.calls.sigmoid_input(args)
 
     def _on_d_output(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if module is not self._D() or self._call is None:
+        if module is not self._D():
             return
         with self._lock:
-            kind, self._call = self._call, None
-            logits = self._logits(output)
-            if logits.device != self.buffer.device:
-                raise RuntimeError(
-                    f"gandiag: D's outputs are on {logits.device} but the monitor was attached "
-                    f"on {self.buffer.device}; attach after moving the models to their device"
-                )
-            # A copy: the statistics are computed when the step is committed, and the
-            # loop may change its tensors in place until then.
-            self._pending[kind].append(logits.detach().clone())
-            self._seen["D calls"] += 1
-            self._seen[kind] += 1
-
-    def _logits(self, output: Any) -> Tensor:
-        if self.output_fn is not None:
-            output = self.output_fn(output)
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"gandiag: D returned a {type(output).__name__}, expected a tensor of logits; "
-                "pass attach(..., output_fn=lambda out: out[0]) (or out['logits']) to pick them"
-            )
-        captured, self._captured = self._captured, None
-        if captured is not None and captured.numel() == output.numel():
-            return captured  # the exact logits, read before D's final Sigmoid
-        if self.d_output == "probability":
-            return torch.logit(output.detach().float(), eps=1e-7)
-        return output
+            self.calls.d_output(output)
 
     # ---- optimizer hooks -------------------------------------------------------------
     def _role(self, optimizer: torch.optim.Optimizer) -> str | None:
@@ -232,7 +189,7 @@ class Monitor:
         """Right before `role`'s update: attribute pending D calls, measure gradients."""
         self._commit_due()
         columns = self.layout.models[role]
-        for kind, calls in self._pending.items():
+        for kind, calls in self.calls.pending.items():
             if calls:
                 self._row_calls[_SLOT_OF[role, kind]].extend(calls)
                 calls.clear()
@@ -381,41 +338,17 @@ class Monitor:
     @contextlib.contextmanager
     def phase(self, phase: str) -> Iterator[None]:
         """Declare D calls inside the block as 'real', 'fake' or 'ignore' (not recorded)."""
-        previous, self._phase = self._phase, check_phase(phase)
+        previous, self.calls.phase = self.calls.phase, check_phase(phase)
         try:
             yield
         finally:
-            self._phase = previous
+            self.calls.phase = previous
 
     # ---- health --------------------------------------------------------------------
     def _check_health(self, records: Records, leaks: dict[str, list[str]]) -> None:
-        for role, kinds in leaks.items():
-            if kinds:
-                other = "G" if role == "D" else "D"
-                cause = (f"gradients left over from the {other} update" if kinds[0] == "other"
-                         else "gradients from earlier steps (they are never zeroed)")
-                self._warn_once(f"leak {role}", (
-                    f"gandiag: {role}'s update includes {cause}. Call opt_{role.lower()}.zero_grad() "
-                    f"(or {role}.zero_grad()) right before {role}'s backward in every step"),
-                    GradientLeakWarning)
-        seen = self._seen
-        if self.step > 0 and seen["D calls"] >= 2:
-            if seen["real"] == 0:
-                self._warn_once("no real", (
-                    "gandiag: no call of D on real data was recognised; all D calls look like "
-                    "fakes. If real batches are built from G's output, wrap those calls in "
-                    "`with monitor.phase('real'):`"))
-            if seen["fake"] == 0:
-                self._warn_once("no fake", (
-                    "gandiag: no call of D on G's samples was recognised (D/out_fake stays "
-                    "empty). If the loop transforms fakes before D (augmentation, packing, "
-                    "torch.cat), wrap those calls in `with monitor.phase('fake'):`"))
-        if self.owner == "user" and self.step == 0 and seen["D calls"] > 0 and not records:
-            self._warn_once("no G step", (
-                "gandiag: D was called but no G update was seen, so no step was recorded. Steps "
-                "are counted by G's optimizer steps: pass attach(..., opt_g=..., opt_d=...), or "
-                "call monitor.update_done('D') / ('G') after updates made without a torch.optim "
-                "optimizer"))
+        for topic, message, category in health_warnings(
+                records, leaks, self.calls.seen, step=self.step, user_loop=self.owner == "user"):
+            self._warn_once(topic, message, category)
 
     def _warn_once(self, topic: str, message: str, category: type[Warning] = UserWarning) -> None:
         if topic not in self._warned:
@@ -440,10 +373,9 @@ class Monitor:
             for probe in self._probes.values():
                 probe.remove()
             self._probes = {}
-            self._provenance.clear()
+            self.calls.clear()
             self._recorders.clear()  # they hold parameters; a removed monitor keeps no model alive
             self._layers = {}
-            self._captured = None
             for model in (self._G(), self._D()):
                 if model is not None and _ATTACHED.get(model) is self:
                     del _ATTACHED[model]
@@ -470,43 +402,6 @@ class Monitor:
     def __repr__(self) -> str:
         state = "removed" if self.removed else "attached"
         return f"<gandiag.Monitor {state}, step {self.step}, {len(self.history)} series>"
-
-
-def attached_monitor(model: nn.Module) -> Monitor | None:
-    """The monitor attached to `model` (or to the module a DDP wrapper holds), if any."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        model = model.module
-    return _ATTACHED.get(model)
-
-
-def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
-           config: Mapping[str, Any] | None = None, **options: Any) -> Monitor:
-    """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
-
-    With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
-    every flush is also written to the run store as run `run` with `config`; leaving the
-    `with` block closes the run as finished, failed or interrupted.
-
-    >>> from torch import nn
-    >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
-    >>> with attach(G, D) as monitor:
-    ...     pass
-    >>> monitor
-    <gandiag.Monitor removed, step 0, 0 series>
-    """
-    monitor = Monitor(G, D, **options)
-    if store is None:
-        return monitor
-    from gandiag.store import RunWriter  # hooks produce records; the store is optional
-
-    try:
-        writer = store if isinstance(store, RunWriter) else RunWriter(store, name=run, config=config)
-    except BaseException:
-        monitor.remove()
-        raise
-    monitor.writer = writer
-    monitor.consumers.append(writer.write)
-    return monitor
 
 
 def _recorders(gradients: GradientRecorder) -> tuple[GradientRecorder, WeightRecorder]:

@@ -20,7 +20,7 @@ with data that scores itself (the toy mixtures) it also stores the metrics as
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 

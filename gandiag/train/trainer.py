@@ -23,9 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from gandiag.data.adapters import batch_source
-from gandiag.hooks import Monitor
+from gandiag.hooks import Monitor, attached_monitor
 from gandiag.hooks.history import History
-from gandiag.hooks.monitor import attached_monitor
 from gandiag.train import checkpoint
 from gandiag.train import stabilisers as stab
 from gandiag.train.callbacks import Callback

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import gandiag
 from gandiag import TrainConfig, Trainer, data, models

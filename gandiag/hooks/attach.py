@@ -1,0 +1,51 @@
+"""`gandiag.attach`: the one line a user adds to an existing training loop.
+
+    with gandiag.attach(netG, netD, store="runs/gandiag.sqlite", run="dcgan") as monitor:
+        my_own_training_loop()          # unchanged
+    monitor.history["D/out_real/mean"]  # still readable after the hooks are gone
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from torch import nn
+
+from gandiag.hooks.monitor import _ATTACHED, Monitor
+
+
+def attached_monitor(model: nn.Module) -> Monitor | None:
+    """The monitor attached to `model` (or to the module a DDP wrapper holds), if any."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return _ATTACHED.get(model)
+
+
+def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
+           config: Mapping[str, Any] | None = None, **options: Any) -> Monitor:
+    """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
+
+    With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
+    every flush is also written to the run store as run `run` with `config`; leaving the
+    `with` block closes the run as finished, failed or interrupted.
+
+    >>> from torch import nn
+    >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
+    >>> with attach(G, D) as monitor:
+    ...     pass
+    >>> monitor
+    <gandiag.Monitor removed, step 0, 0 series>
+    """
+    monitor = Monitor(G, D, **options)
+    if store is None:
+        return monitor
+    from gandiag.store import RunWriter  # hooks produce records; the store is optional
+
+    try:
+        writer = store if isinstance(store, RunWriter) else RunWriter(store, name=run, config=config)
+    except BaseException:
+        monitor.remove()
+        raise
+    monitor.writer = writer
+    monitor.consumers.append(writer.write)
+    return monitor
