@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from urllib.parse import quote
 
 DEFAULT_STORE = "runs/gandiag.sqlite"
@@ -71,7 +72,7 @@ def connect_writer(path: str) -> sqlite3.Connection:
                                f"VALUES ('format', '{FORMAT}'), "
                                f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
         check_store(conn, path)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: a commit survives a killed process
     except sqlite3.Error as err:
         conn.close()
@@ -81,6 +82,22 @@ def connect_writer(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs a moment alone with the
+    file, and SQLite answers "database is locked" at once instead of waiting when another
+    connection is opening it too (seen with 8 writers starting together): so retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def connect_reader(path: str) -> sqlite3.Connection:
