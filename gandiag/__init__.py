@@ -6,6 +6,7 @@
     >>> trainer = gandiag.Trainer(G, D, gandiag.data.ring(), config)
     >>> sorted(trainer.fit(20).evaluate())   # fit() alone runs config.steps
     ['hq', 'modes', 'reverse_kl']
+    >>> steps, d_real = trainer.history["D/out_real/mean"]   # recorded by gandiag.attach's hooks
 """
 
 from gandiag import data, models
@@ -14,4 +15,5 @@ from gandiag.store import list_runs, open_run
 from gandiag.train import Callback, TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "list_runs", "models", "open_run", "__version__"]
+__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "list_runs", "models",
+           "open_run", "__version__"]

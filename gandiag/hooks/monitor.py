@@ -222,8 +222,10 @@ class Monitor:
                 self._end_step()
 
     def _recorders_for(self, optimizer: torch.optim.Optimizer, role: str) -> tuple[GradientRecorder, WeightRecorder]:
-        # Rebuilt only when the optimizer's parameter groups change (add_param_group).
-        signature = tuple(id(p) for group in optimizer.param_groups for p in group["params"])
+        # Rebuilt when the optimizer's parameter groups change (add_param_group); a cheap
+        # check, as it runs at every update.
+        groups = optimizer.param_groups
+        signature = (len(groups), id(groups[-1]["params"]), len(groups[-1]["params"]))
         entry = self._recorders.get(id(optimizer))
         if entry is None or entry[2] != signature:
             layers = self._layers[role]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-
 if TYPE_CHECKING:
     from gandiag.hooks import Records
     from gandiag.train.trainer import Trainer
