@@ -66,6 +66,9 @@ class Monitor:
                  recent: int = 10_000, overview: int = 2_000,
                  auto_flush: bool = True, owner: str = "user") -> None:
         G, D = unwrap("G", G), unwrap("D", D)
+        if G is D:
+            raise ValueError("gandiag.attach: G and D are the same module; pass the generator "
+                             "and the discriminator, in that order")
         for model in (G, D):
             if model in _ATTACHED:
                 raise RuntimeError(
@@ -93,7 +96,9 @@ class Monitor:
                              leak_check=leak_check_steps > 0)
         # D calls' logits by slot, for the step in progress
         self._row_calls: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}
-        self._deferred: list[tuple[int, list[list[Tensor]]]] = []  # CPU: (ring row, calls by slot)
+        # CPU: (row number, ring position, calls by slot) of committed rows, summed at flush
+        self._deferred: list[tuple[int, int, list[list[Tensor]]]] = []
+        self._committed = 0  # rows committed
         self._lock = threading.RLock()
         self._row_due = False
         self._rows_unflushed = 0
@@ -263,13 +268,14 @@ class Monitor:
             if self.buffer.on_host:
                 # CPU: the statistics of all the steps of a flush in one numpy pass at
                 # flush time (per step only this list grows), measured ~10x cheaper.
-                self._deferred.append((self.buffer.next_position, [list(c) for c in calls]))
+                self._deferred.append((self._committed, self.buffer.next_position, [list(c) for c in calls]))
             else:  # all D outputs of the step in one batched computation on the device
                 self.buffer.add(self.layout.all_slots, self.stats.sums(calls, self.buffer.dtype).reshape(-1))
             for slot_calls in calls:
                 slot_calls.clear()
         self.buffer.commit()
         self._row_due = False
+        self._committed += 1
         self._rows_unflushed += 1
         if self.auto_flush and self._rows_unflushed >= self.flush_every:
             self.flush()
@@ -329,11 +335,12 @@ class Monitor:
 
     def _fill_deferred(self) -> None:
         """CPU: add the output statistics of the committed steps to their ring rows."""
-        deferred = self._deferred[-self.buffer.capacity:]  # older rows were overwritten
+        oldest = self._committed - self.buffer.capacity  # rows before it were overwritten
+        deferred = [entry for entry in self._deferred if entry[0] >= oldest]
         self._deferred = []
         if deferred:
-            positions = [position for position, _ in deferred]
-            slots = [calls for _, row in deferred for calls in row]
+            positions = [position for _, position, _ in deferred]
+            slots = [calls for _, _, row in deferred for calls in row]
             sums = self.stats.sums_numpy(slots).reshape(len(deferred), -1)
             self.buffer.add_to_rows(positions, self.layout.all_slots, sums)
 

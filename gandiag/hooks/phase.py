@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import torch
 from torch import Tensor
 
 PHASES = ("real", "fake", "ignore")
@@ -79,8 +78,3 @@ def check_phase(phase: str) -> str:
             "that are neither (e.g. a gradient penalty on interpolates)"
         )
     return phase
-
-
-def is_unrecordable(x: Tensor | None) -> bool:
-    """A D call without a tensor input (nothing to tell real from fake)."""
-    return x is None or not torch.is_tensor(x)

@@ -19,6 +19,8 @@ def test_attaching_twice_is_an_error_until_removed():
         gandiag.attach(G, nn.Linear(4, 1))
     monitor.remove()
     gandiag.attach(G, D).remove()  # fine once removed
+    with pytest.raises(ValueError, match="G and D are the same module"):
+        gandiag.attach(D, D)
 
 
 class TupleD(nn.Module):

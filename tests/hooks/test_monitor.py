@@ -361,3 +361,27 @@ def test_with_a_grad_scaler_norms_are_unscaled_and_no_leak_is_reported(recwarn):
     np.testing.assert_allclose(monitor.history["D/grad_norm/2"][1], hand, rtol=1e-5)
     assert not monitor.history["grad_leak/D"][1].any()
     assert not [w for w in recwarn if issubclass(w.category, GradientLeakWarning)]
+
+
+def test_steps_beyond_the_buffer_are_reported_and_the_kept_ones_stay_right():
+    torch.manual_seed(0)
+    G, D = nn.Linear(NZ, 4), nn.Linear(4, 1)
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.0)
+    means = []
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2, auto_flush=False) as monitor:
+        for step in range(1, 8):  # capacity 4 rows, 7 steps before the first flush
+            real = torch.full((3, 4), float(step))
+            opt_d.zero_grad()
+            if step % 2:  # D on real data in odd steps only
+                out = D(real)
+                means.append(float(out.detach().mean()))
+                out.mean().backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            D(G(torch.randn(3, NZ))).mean().backward()
+            opt_g.step()
+        with pytest.warns(RuntimeWarning, match="3 recorded steps were overwritten"):
+            monitor.flush()
+    steps, values = monitor.history["D/out_real/mean"]
+    assert steps.tolist() == [5, 7]  # steps 4..7 kept; only the odd ones called D on real
+    np.testing.assert_allclose(values, means[-2:], rtol=1e-6)
