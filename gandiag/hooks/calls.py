@@ -1,9 +1,11 @@
 """`DCalls`: each D call read as real or fake, and its logits kept until an update claims them.
 
 The Monitor's forward hooks feed it: G's outputs (their storage marks later D inputs as
-fake), D's inputs (real or fake, or not recorded), D's outputs (the logits, read before
-a final Sigmoid when D has one). The logits wait in `pending` until the next optimizer
-step says which update they served (see `phase`).
+fake), D's inputs (real or fake, or not recorded; their *spread*, the mean pairwise
+distance of up to 32 samples, on the device), D's outputs (the logits, read before a
+final Sigmoid when D has one). Logits and spreads wait in `pending` until the next
+optimizer step says which update they served (see `phase`). A fake batch whose spread
+falls far below the real one's is a collapsing generator, seen in an unchanged loop.
 
     >>> import torch
     >>> calls = DCalls(d_output="logits", output_fn=None, device=torch.device("cpu"))
@@ -32,10 +34,12 @@ class DCalls:
                  device: torch.device) -> None:
         self.output_kind, self.output_fn, self.device = d_output, output_fn, device
         self.pending: dict[str, list[Tensor]] = {"real": [], "fake": []}
+        self.spreads: dict[str, list[Tensor]] = {"real": [], "fake": []}
         self.provenance = Provenance()
         self.phase: str | None = None   # monitor.phase(...) override
         self.seen = {"D calls": 0, "real": 0, "fake": 0}
         self._call: str | None = None   # the kind of the D call in progress
+        self._spread: Tensor | None = None
         self._captured: Tensor | None = None
 
     def g_output(self, output: Any) -> None:
@@ -46,11 +50,13 @@ class DCalls:
         # A call without autograd trains nothing (evaluation, sampling): not recorded.
         if not torch.is_grad_enabled() or self.phase == "ignore":
             self._call = None
-        elif self.phase is not None:
-            self._call = self.phase
         else:
             x = first_tensor(args, kwargs)
-            self._call = "fake" if x is not None and self.provenance.is_fake(x) else "real"
+            if self.phase is not None:
+                self._call = self.phase
+            else:
+                self._call = "fake" if x is not None and self.provenance.is_fake(x) else "real"
+            self._spread = spread(x) if x is not None and x.dim() >= 1 and x.shape[0] >= 2 else None
 
     def sigmoid_input(self, args: tuple) -> None:
         if self._call is not None and args and isinstance(args[0], Tensor):
@@ -69,6 +75,9 @@ class DCalls:
         # A copy: the statistics are computed later, and the loop may change its tensors
         # in place until then.
         self.pending[kind].append(logits.detach().clone())
+        if self._spread is not None:
+            self.spreads[kind].append(self._spread)
+            self._spread = None
         self.seen["D calls"] += 1
         self.seen[kind] += 1
 
@@ -91,5 +100,12 @@ class DCalls:
         """Forget everything held (G's outputs, pending logits): a removed monitor."""
         self.provenance.clear()
         self._captured = None
-        for logits in self.pending.values():
-            logits.clear()
+        for held in (*self.pending.values(), *self.spreads.values()):
+            held.clear()
+
+
+def spread(x: Tensor, rows: int = 32) -> Tensor:
+    """Mean pairwise L2 distance of the first `rows` samples of a batch (0-d, float32,
+    on x's device; no sync). Packed or augmented batches are measured as D sees them."""
+    flat = x.detach()[:rows].reshape(min(rows, x.shape[0]), -1).float()
+    return torch.pdist(flat).mean()

@@ -76,6 +76,9 @@ class Layout:
         self.slots = {slot: slice(self.all_slots.start + k * stats.width,
                                   self.all_slots.start + (k + 1) * stats.width)
                       for k, slot in enumerate(SLOTS)}
+        # Spread of D's inputs per slot: sum and count (see calls.spread)
+        self.spreads = {slot: buffer.columns([f"{slot}:spread_sum", f"{slot}:spread_count"]).start
+                        for slot in SLOTS}
         self.models = {"D": ModelColumns(buffer, "D", d_layers, leak_check=leak_check),
                        "G": ModelColumns(buffer, "G", g_layers, leak_check=leak_check)}
         self.logged: dict[str, int] = {}  # key -> its sum column; the count column follows
@@ -88,6 +91,22 @@ class Layout:
             start = self.buffer.columns([f"{key}:{part}" for key in new for part in ("sum", "count")]).start
             self.logged.update({key: start + 2 * i for i, key in enumerate(new)})
         return [self.logged[key] for key in keys]
+
+    def _decode_spreads(self, steps: np.ndarray, rows: np.ndarray, out: dict) -> None:
+        """`D/in_real/spread`, `D/in_fake/spread`, ... and `D/spread_ratio` (fake / real at
+        the D update: about 1 while G covers the data, towards 0 as it collapses)."""
+        means = {}
+        for slot, column in self.spreads.items():
+            count = rows[:, column + 1]
+            seen = count > 0
+            if seen.any():
+                model, kind = slot.split("/")
+                means[slot] = np.where(seen, rows[:, column] / np.maximum(count, 1), np.nan)
+                out[f"{model}/in_{kind[len('out_'):]}/spread"] = (steps[seen], means[slot][seen])
+        if "D/out_real" in means and "D/out_fake" in means:
+            both = np.isfinite(means["D/out_real"]) & np.isfinite(means["D/out_fake"]) & (means["D/out_real"] > 0)
+            if both.any():
+                out["D/spread_ratio"] = (steps[both], means["D/out_fake"][both] / means["D/out_real"][both])
 
     def decode(self, steps: np.ndarray, rows: np.ndarray) -> tuple[Records, dict[str, list[str]]]:
         """One flush's rows -> Records, plus the leaks found per model."""
@@ -104,6 +123,7 @@ class Layout:
             scalars[prob_key(slot)] = (at, stats["prob"][seen])
             scalars[f"nonfinite/{slot}"] = (at, stats["nonfinite"][seen])
             histograms[f"{slot}/hist"] = Histograms(at, self.stats.edges, stats["hist"][seen])
+        self._decode_spreads(steps, rows, scalars)
         any_logged = np.zeros(len(steps), dtype=bool)
         nonfinite = np.zeros(len(steps))
         for key, column in self.logged.items():

@@ -34,6 +34,7 @@ import warnings
 import weakref
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 import torch.optim.optimizer as optim_hooks
 from torch import Tensor, nn
@@ -96,6 +97,7 @@ class Monitor:
                              leak_check=leak_check_steps > 0)
         # D calls' logits by slot, for the step in progress
         self._row_calls: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}
+        self._row_spreads: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}
         # CPU: (row number, ring position, calls by slot) of committed rows, summed at flush
         self._deferred: list[tuple[int, int, list[list[Tensor]]]] = []
         self._committed = 0  # rows committed
@@ -198,6 +200,10 @@ class Monitor:
             if calls:
                 self._row_calls[_SLOT_OF[role, kind]].extend(calls)
                 calls.clear()
+            spreads = self.calls.spreads[kind]
+            if spreads:
+                self._row_spreads[_SLOT_OF[role, kind]].extend(spreads)
+                spreads.clear()
         if recorders is None:  # update_done(): all of the model's parameters
             layers = self._layers[role]
             recorders = self._recorders.setdefault(role, _recorders(
@@ -273,6 +279,14 @@ class Monitor:
                 self.buffer.add(self.layout.all_slots, self.stats.sums(calls, self.buffer.dtype).reshape(-1))
             for slot_calls in calls:
                 slot_calls.clear()
+        for slot, spreads in self._row_spreads.items():
+            if spreads:  # sum and count of the input spreads of the step's calls
+                column = self.layout.spreads[slot]
+                total = (sum(v.item() for v in spreads) if self.buffer.on_host  # CPU: no sync
+                         else torch.stack(spreads).sum())
+                self.buffer.add(column, total)
+                self.buffer.add(column + 1, float(len(spreads)))
+                spreads.clear()
         self.buffer.commit()
         self._row_due = False
         self._committed += 1
@@ -323,6 +337,10 @@ class Monitor:
             records, leaks = self.layout.decode(steps, rows)
             self.history.append(records)
             self._check_health(records, leaks)
+        self._deliver(records)
+        return records
+
+    def _deliver(self, records: Records) -> None:
         if records and _rank() == 0:
             for consumer in list(self.consumers):
                 try:
@@ -331,6 +349,16 @@ class Monitor:
                     self._warn_once(f"consumer {consumer!r}",
                                     f"gandiag: a record consumer failed ({error!r}); the records stay "
                                     "in monitor.history")
+
+    def record(self, scalars: Mapping[str, float], *, step: int | None = None) -> Records:
+        """Record host values measured outside the hooks (e.g. `metric/<name>` from a metric
+        schedule) at `step` (default: the current step): into the history and to the
+        consumers, like a flush."""
+        at = np.array([self.step if step is None else int(step)], dtype=np.int64)
+        records = Records(scalars={key: (at, np.array([float(value)])) for key, value in scalars.items()})
+        with self._lock:
+            self.history.append(records)
+        self._deliver(records)
         return records
 
     def _fill_deferred(self) -> None:

@@ -15,14 +15,14 @@ with data that scores itself (the toy mixtures) it also stores the metrics as
     >>> run = open_run("ring", path)
     >>> run.status, run.scalars("metric/modes")[0]
     ('finished', array([10, 20]))
+    >>> "D/grad_norm/total" in run.keys()
+    True
 """
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from gandiag.hooks.records import Records
 from gandiag.store.png import samples_png
@@ -44,25 +44,25 @@ class StoreRecorder(Callback):
         self.writer: RunWriter | None = None
         self.status = "running"
         self._pictures = True
+        self._consumers: list = []  # the monitor's consumer list the writer was added to
 
     def on_fit_start(self, trainer: "Trainer") -> None:
         if self.writer is None:
             config = {**trainer.config.to_dict(), "G": type(trainer.G).__name__,
                       "D": type(trainer.D).__name__, "device": str(trainer.device)}
             self.writer = RunWriter(self.path, name=trainer.name, config=config)
+            # Everything the monitor records (flushes, metric schedules) reaches the store.
+            self._consumers = trainer.monitor.consumers
+            self._consumers.append(self.writer.write)
         else:
             self.writer.set_status("running")
 
     def on_flush(self, trainer: "Trainer", records: Records) -> None:
         if self.writer is None:
             return
-        self.writer.write(records)
         step = trainer.step
         if self.evaluate and trainer.can_evaluate:
-            metrics = trainer.evaluate()
-            self.writer.write(Records(scalars={
-                f"metric/{name}": (np.array([step]), np.array([float(value)]))
-                for name, value in metrics.items()}))
+            trainer.monitor.record({f"metric/{name}": value for name, value in trainer.evaluate().items()})
         if self._pictures and step % (self.samples_every or trainer.config.log_every) == 0:
             samples = trainer.sample(self.n_samples if trainer.can_evaluate else 64).cpu().numpy()
             try:
@@ -92,5 +92,7 @@ class StoreRecorder(Callback):
     def close(self) -> None:
         """Stop the writer thread (a later fit() starts a new run in the store)."""
         if self.writer is not None:
+            if self.writer.write in self._consumers:
+                self._consumers.remove(self.writer.write)
             self.writer.close(status=self.status)
             self.writer = None

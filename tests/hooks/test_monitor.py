@@ -385,3 +385,43 @@ def test_steps_beyond_the_buffer_are_reported_and_the_kept_ones_stay_right():
     steps, values = monitor.history["D/out_real/mean"]
     assert steps.tolist() == [5, 7]  # steps 4..7 kept; only the odd ones called D on real
     np.testing.assert_allclose(values, means[-2:], rtol=1e-6)
+
+
+class ConstantG(nn.Module):
+    """A fully collapsed generator: every noise vector gives the same sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.point = nn.Parameter(torch.zeros(4))
+
+    def forward(self, z):
+        return self.point.expand(z.shape[0], 4) + 0.0 * z[:, :4]
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_the_spread_of_fake_vs_real_inputs_shows_collapse_in_an_unchanged_loop(collapsed):
+    torch.manual_seed(0)
+    G = ConstantG() if collapsed else nn.Linear(NZ, 4)
+    D = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.0)
+    if not collapsed:
+        with torch.no_grad():  # G maps N(0, I) noise to N(0, I) samples, like the data
+            G.weight.zero_()
+            G.weight[:, :4] = torch.eye(4)
+            G.bias.zero_()
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d) as monitor:
+        for _ in range(5):
+            fake = G(torch.randn(64, NZ))
+            opt_d.zero_grad()
+            (D(torch.randn(64, 4)).mean() - D(fake.detach()).mean()).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            D(fake).mean().backward()
+            opt_g.step()
+    ratio = monitor.history["D/spread_ratio"][1]
+    real_spread = monitor.history["D/in_real/spread"][1]
+    assert np.allclose(real_spread, np.sqrt(2) * 2, rtol=0.25)  # E|x - y| for N(0, I_4) ~ 2.66
+    if collapsed:
+        assert np.all(ratio < 1e-6)
+    else:
+        assert np.all((ratio > 0.8) & (ratio < 1.25))
