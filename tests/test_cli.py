@@ -40,6 +40,7 @@ def test_train_on_digits(tmp_path):
                  "--out", str(tmp_path), "--name", "d", "--store", str(tmp_path / "s.sqlite")]) == 0
     summary = json.loads((tmp_path / "d.json").read_text())
     assert summary["model"] == "mlp" and -1.0 <= summary["metrics"]["min"] <= summary["metrics"]["max"] <= 1.0
+    assert 1 <= summary["metrics"]["modes"] <= 10 and summary["metrics"]["kl"] >= 0  # classes covered
 
 
 def test_bad_input_is_a_one_line_error(tmp_path, capsys):
