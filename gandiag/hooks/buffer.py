@@ -14,7 +14,7 @@ Columns are registered by name before use and the buffer grows when new ones app
     >>> buffer.staging[loss] += 0.7
     >>> buffer.commit()
     >>> steps, rows = buffer.read()
-    >>> steps, rows[:, loss].tolist()
+    >>> steps, rows[:, loss].tolist()  # sync ok: an example, on the CPU
     (array([1]), [[0.7]])
 """
 

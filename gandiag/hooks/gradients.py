@@ -9,7 +9,7 @@ them per layer at flush time, where a NaN or inf stays in its own layer.
     >>> from torch import nn
     >>> D = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
     >>> layers = ModelLayers(D)
-    >>> layers.names, layers.per_layer(np.array([[1.0, 2.0, 3.0, 4.0]])).tolist()
+    >>> layers.names, layers.per_layer(np.array([[1.0, 2.0, 3.0, 4.0]])).tolist()  # sync ok: numpy
     (['0', '2'], [[3.0, 7.0]])
 """
 
@@ -90,7 +90,7 @@ class GradientRecorder:
         grads = [p.grad if p is not None and p.grad is not None else self._zero for p in self.parameters]
         norms = torch._foreach_norm(grads)
         if self._zero.device.type == "cpu" and buffer.CPU_FAST_PATH:
-            values = np.array([n.item() for n in norms])  # float64: squares of huge norms stay finite
+            values = np.array([n.item() for n in norms])  # sync ok: CPU; float64 squares stay finite
             return values * values
         stacked = torch.stack(norms).to(self.dtype)
         return stacked * stacked

@@ -282,7 +282,7 @@ class Monitor:
         for slot, spreads in self._row_spreads.items():
             if spreads:  # sum and count of the input spreads of the step's calls
                 column = self.layout.spreads[slot]
-                total = (sum(v.item() for v in spreads) if self.buffer.on_host  # CPU: no sync
+                total = (sum(v.item() for v in spreads) if self.buffer.on_host  # sync ok: CPU tensors
                          else torch.stack(spreads).sum())
                 self.buffer.add(column, total)
                 self.buffer.add(column + 1, float(len(spreads)))

@@ -19,7 +19,7 @@ G update), over the finite outputs of all calls in the step:
     >>> stats = OutputStats(bins=4, value_range=(-2.0, 2.0))
     >>> sums = stats.sums([[torch.tensor([1.0, 3.0, float("nan")])], [], [], []])
     >>> series = stats.decode(sums[:1], real=True)
-    >>> series["mean"], series["acc"], series["nonfinite"], series["hist"].tolist()
+    >>> series["mean"], series["acc"], series["nonfinite"], series["hist"].tolist()  # sync ok: numpy
     (array([2.]), array([1.]), array([1.]), [[0.0, 0.0, 0.0, 2.0]])
 """
 

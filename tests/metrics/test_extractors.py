@@ -21,15 +21,6 @@ from gandiag.metrics.extractors import (
 _counter = itertools.count()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these many tiny forwards crawl when OpenMP threads share a busy
-    core (70x slower measured on a shared 2-core box); the results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def fresh_name():
