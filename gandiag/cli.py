@@ -139,7 +139,7 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
     G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
                              z_dim=config.z_dim)
     progress = ProgressPrinter(evaluate=True)
-    recorder = StoreRecorder(store)
+    recorder = StoreRecorder(store, evaluate=False)  # the progress line evaluates and records
     trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder], name=name)
     started = time.perf_counter()
     try:

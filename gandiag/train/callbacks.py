@@ -57,7 +57,8 @@ class ProgressPrinter(Callback):
         self.stream = stream
         self.bar = bar
         # With evaluate=True and data that can score samples (the toy mixtures), each line
-        # also shows the data's metrics on fixed noise, kept in `evaluations`.
+        # also shows the data's metrics on fixed noise, kept in `evaluations` and recorded
+        # as metric/<name>.
         self.evaluate = evaluate
         self.evaluations: list[tuple[int, dict[str, Any]]] = []
         self._tqdm: Any = None
@@ -92,6 +93,8 @@ class ProgressPrinter(Callback):
         )
         if self.evaluate and trainer.can_evaluate:
             metrics = trainer.evaluate()
+            # recorded too (history, run store) as metric/<name>, so nobody evaluates twice
+            trainer.monitor.record({f"metric/{name}": value for name, value in metrics.items()})
             self.evaluations.append((int(steps[-1]), metrics))
             line += "  |" + "".join(f" {k}: {_short(v)}" for k, v in metrics.items())
         if self._tqdm is not None:
