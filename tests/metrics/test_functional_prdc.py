@@ -136,3 +136,14 @@ def test_non_finite_features_are_an_error_that_counts_rows() -> None:
     fake[9, 1] = float("-inf")
     with pytest.raises(ValueError, match=r"expected finite fake, got 3 of 50 rows with NaN or inf"):
         prdc(normal(50, 3, seed=0), fake)
+
+
+def test_the_device_can_be_named_and_does_not_change_the_result():
+    generator = torch.Generator().manual_seed(5)
+    real = torch.randn(300, 6, generator=generator)
+    fake = torch.randn(300, 6, generator=generator) + 0.3
+    assert prdc(real, fake, device="cpu") == prdc(real.numpy(), fake.numpy())
+    if torch.cuda.is_available():
+        on_gpu = prdc(real, fake, device="cuda")
+        for key, value in prdc(real, fake, device="cpu").items():
+            assert on_gpu[key] == pytest.approx(value, abs=2 / 300)  # a borderline point may flip

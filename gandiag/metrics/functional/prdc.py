@@ -52,6 +52,7 @@ def prdc(
     *,
     k: int = 5,
     chunk_size: int | None = None,
+    device: str | torch.device = "auto",
 ) -> dict[str, float]:
     """Precision, recall, density and coverage of ``fake`` against ``real`` features.
 
@@ -61,6 +62,9 @@ def prdc(
         k: Neighbour defining each ball's radius; needs k < N and k < M.
         chunk_size: Rows per distance block (memory only; the result does not depend on
             it). ``None`` picks the most rows whose two float64 blocks fit in 64 MiB.
+        device: Where the distances are computed. ``"auto"``: the inputs' device, but a
+            GPU when one is present and the inputs are on the CPU (10k x 10k takes
+            seconds on a CPU, milliseconds on a GPU); or name one, e.g. ``"cpu"``.
 
     Returns:
         ``{"precision", "recall", "density", "coverage"}`` as floats; precision, recall
@@ -74,6 +78,13 @@ def prdc(
     where = "prdc"
     k = _inputs.positive_int(k, name="k", where=where)
     real, fake = _inputs.feature_pair(real, fake, where=where)
+    if device != "auto":
+        target = torch.device(device)
+    elif real.device.type == "cpu" and torch.cuda.is_available():
+        target = torch.device("cuda")  # on the GPU when there is one
+    else:
+        target = real.device
+    real, fake = real.to(target), fake.to(target)
     n_real, n_fake = real.shape[0], fake.shape[0]
     for name, count in (("real", n_real), ("fake", n_fake)):
         if k >= count:
