@@ -9,11 +9,12 @@
     >>> steps, d_real = trainer.history["D/out_real/mean"]   # recorded by gandiag.attach's hooks
 """
 
-from gandiag import data, metrics, models
+from gandiag import data, detect, metrics, models
+from gandiag.detect import Alert, diagnose
 from gandiag.hooks import Monitor, attach
 from gandiag.store import list_runs, open_run
 from gandiag.train import Callback, TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "list_runs", "metrics",
-           "models", "open_run", "__version__"]
+__all__ = ["Alert", "Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "detect",
+           "diagnose", "list_runs", "metrics", "models", "open_run", "__version__"]

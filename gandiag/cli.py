@@ -1,4 +1,5 @@
-"""The `gandiag` command: `gandiag demo` and `gandiag train` (also `python -m gandiag`)."""
+"""The `gandiag` command: `gandiag demo`, `gandiag train` and `gandiag diagnose` (also
+`python -m gandiag`)."""
 
 from __future__ import annotations
 
@@ -72,10 +73,39 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--store", default="runs/gandiag.sqlite",
                        help="run store (SQLite) that records the run (default runs/gandiag.sqlite)")
     train.set_defaults(run=_train)
+
+    diagnose = commands.add_parser("diagnose", help="diagnose a stored run: alerts with evidence and fixes")
+    diagnose.add_argument("run_name", metavar="RUN",
+                          help="run name (the newest run of that name) or id (gandiag.list_runs)")
+    diagnose.add_argument("--store", default="runs/gandiag.sqlite",
+                          help="run store (default runs/gandiag.sqlite)")
+    diagnose.add_argument("--warmup", type=int, default=500,
+                          help="steps before trend detectors may fire (default 500)")
+    diagnose.add_argument("--json", action="store_true", help="print the alerts as JSON")
+    diagnose.set_defaults(run=_diagnose)
     return parser
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from gandiag.detect import diagnose, format_diagnosis
+    from gandiag.store import open_run
+
+    if not os.path.exists(args.store):
+        raise FileNotFoundError(f"no run store at {os.path.abspath(args.store)!r}; pass --store PATH "
+                                "(gandiag demo and gandiag train write runs/gandiag.sqlite)")
+    name_or_id: str | int = int(args.run_name) if args.run_name.isdigit() else args.run_name
+    with open_run(name_or_id, args.store) as run:
+        alerts = diagnose(run, warmup=args.warmup)
+        title = f"run {run.id} ({run.name!r}, {run.status}, {run.last_step} steps)"
+    if args.json:
+        print(json.dumps([alert.row() for alert in alerts], indent=2))
+    else:
+        print(format_diagnosis(alerts, name=title))
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
+    from gandiag.detect import format_diagnosis
     from gandiag.train import TrainConfig, parse_stabilisers
 
     config = TrainConfig.from_dict({
@@ -87,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
     summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config, args.out,
                    args.store)
     print(json.dumps(summary["metrics"], indent=2))
+    print(format_diagnosis(summary["alerts"], name=f"run {args.name!r}"))
     print(f"Recorded in the run store {summary['store']} (gandiag.open_run({args.name!r}, ...))")
     return 0
 
@@ -94,6 +125,7 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import torch
 
+    from gandiag.detect import format_diagnosis
     from gandiag.train import TrainConfig
 
     # Toy models are tiny: one CPU thread is as fast as two, and fixes the float summation
@@ -116,6 +148,10 @@ def _demo(args: argparse.Namespace) -> int:
         spread = 8 * math.exp(-m["reverse_kl"])
         print(f"{name:<10}{m['modes']:>5}/8{100 * m['hq']:>8.1f}{m['reverse_kl']:>9.3f}"
               f"{spread:>8.1f}{summary['seconds']:>6.0f}s")
+    print()
+    print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run"))
+    print(f"(the packed run: {len(runs['packed']['alerts'])} alert(s); both diagnoses are stored "
+          f"with the runs: gandiag diagnose vanilla --store {args.store})")
     print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
     print(f"Both runs are recorded in the run store {runs['packed']['store']}\n"
           f"  (every flush, metrics and sample pictures; read it with "
@@ -129,6 +165,7 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
     import torch
 
     from gandiag import data, models
+    from gandiag.detect import DiagnosisCallback
     from gandiag.store import StoreRecorder
     from gandiag.train import ProgressPrinter, Trainer
 
@@ -140,7 +177,8 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
                              z_dim=config.z_dim)
     progress = ProgressPrinter(evaluate=True)
     recorder = StoreRecorder(store, evaluate=False)  # the progress line evaluates and records
-    trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder], name=name)
+    diagnosis = DiagnosisCallback(warn=False)  # alerts go to the store, printed at the end
+    trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder, diagnosis], name=name)
     started = time.perf_counter()
     try:
         trainer.fit()
@@ -155,9 +193,9 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
                "seconds": seconds, "device": str(trainer.device), "metrics": metrics,
                "evaluations": progress.evaluations, "config": config.to_dict(),
-               "store": recorder.where}
+               "store": recorder.where, "alerts": diagnosis.alerts}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=float)
+        json.dump(summary | {"alerts": [a.row() for a in diagnosis.alerts]}, f, indent=2, default=float)
     return summary
 
 

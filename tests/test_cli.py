@@ -23,6 +23,7 @@ def test_demo_prints_progress_and_both_runs_metrics(tmp_path, capsys):
     runs = gandiag.list_runs(store)
     assert [(r.name, r.status, r.last_step) for r in runs] == [("vanilla", "finished", 60), ("packed", "finished", 60)]
     assert gandiag.open_run("packed", store).scalars("metric/modes")[0][-1] == 60
+    assert "Diagnosis of the vanilla run: " in out and "gandiag diagnose vanilla" in out
 
 
 def test_train_with_stabilisers_and_loss(tmp_path, capsys):
@@ -63,3 +64,32 @@ def test_same_seed_same_run(tmp_path):
                      "--store", str(tmp_path / "s.sqlite")]) == 0
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
     assert a["metrics"] == b["metrics"] and a["evaluations"] == b["evaluations"]
+
+
+def test_diagnose_a_stored_run(tmp_path, capsys):
+    import numpy as np
+
+    from gandiag.hooks.records import Records
+    from gandiag.store import RunWriter
+
+    store = tmp_path / "s.sqlite"
+    steps = np.arange(1, 101)
+    with RunWriter(store, name="broken") as writer:
+        writer.write(Records(scalars={"D/loss": (steps, np.where(steps >= 70, np.nan, 1.3)),
+                                      "nonfinite/loss": (steps, (steps >= 70).astype(float))}))
+    assert main(["diagnose", "broken", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Diagnosis of run 1 ('broken', finished, 100 steps): 1 alert(s) (nonfinite)")
+    assert "[critical] nonfinite at step 70" in out and "  try: " in out
+    assert main(["diagnose", "1", "--store", str(store), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["kind"] == "nonfinite" and row["step"] == 70 and row["details"]["fixes"]
+
+
+def test_diagnose_bad_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["diagnose", "x", "--store", str(tmp_path / "none.sqlite")]) == 2
+    assert "no run store at" in capsys.readouterr().err
+    main(["train", "--steps", "5", "--out", str(tmp_path), "--store", str(tmp_path / "s.sqlite")])
+    capsys.readouterr()
+    assert main(["diagnose", "nope", "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "no run with name 'nope'" in capsys.readouterr().err

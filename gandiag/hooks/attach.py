@@ -22,12 +22,18 @@ def attached_monitor(model: nn.Module) -> Monitor | None:
 
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
-           config: Mapping[str, Any] | None = None, **options: Any) -> Monitor:
+           config: Mapping[str, Any] | None = None, diagnose: bool | Mapping[str, Any] = False,
+           **options: Any) -> Monitor:
     """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
 
     With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
     every flush is also written to the run store as run `run` with `config`; leaving the
     `with` block closes the run as finished, failed or interrupted.
+
+    With `diagnose=True` (or a dict of `gandiag.detect.watch` options such as
+    `{"warmup": 1000, "thresholds": {...}}`) the detectors run at every flush:
+    `monitor.diagnosis.alerts` lists what they found, each new alert is shown as a
+    `GANAlertWarning` and written to the store.
 
     >>> from torch import nn
     >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
@@ -37,6 +43,16 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
     <gandiag.Monitor removed, step 0, 0 series>
     """
     monitor = Monitor(G, D, **options)
+    if diagnose:
+        from gandiag.detect.live import watch  # detectors consume records; optional here
+
+        try:
+            loss = (config or {}).get("loss") if isinstance(config, Mapping) else None
+            monitor.diagnosis = watch(monitor, **({"loss": loss} | (
+                dict(diagnose) if isinstance(diagnose, Mapping) else {})))
+        except BaseException:
+            monitor.remove()
+            raise
     if store is None:
         return monitor
     from gandiag.store import RunWriter  # hooks produce records; the store is optional

@@ -60,7 +60,7 @@ class ModelColumns:
             checked = rows[:, self.leak.start] > 0
             if checked.any():
                 kinds = [leak.leak_kind(r[1:3], r[3:5], r[5:7], r[7:9]) for r in rows[checked][:, self.leak]]
-                out[f"grad_leak/{role}"] = (steps[checked], np.array([k is not None for k in kinds], float))
+                out[f"grad_leak/{role}"] = (steps[checked], np.array([leak.LEAK_CODES.get(k, 0.0) for k in kinds]))
                 found = [k for k in kinds if k is not None]
         return found
 

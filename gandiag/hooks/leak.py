@@ -41,6 +41,10 @@ def _parallel(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
     return cross <= tolerance * norm_a * norm_b and float(a @ b) > 0
 
 
+# How `grad_leak/<role>` records a checked update: 0 clean, 1 'other', 2 'stale'.
+LEAK_CODES = {"other": 1.0, "stale": 2.0}
+
+
 def leak_kind(actual: Sequence[float], clean: Sequence[float], other: Sequence[float],
               cumulative: Sequence[float], *, tolerance: float = 1e-4) -> str | None:
     """None (clean or inconclusive), 'other' (left over from the other model's step) or

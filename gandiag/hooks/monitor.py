@@ -89,6 +89,7 @@ class Monitor:
         self.history = History(recent=recent, overview=overview)
         self.consumers: list[Callable[[Records], None]] = []
         self.writer: Any = None  # the RunWriter of attach(store=...), closed by remove()
+        self.diagnosis: Any = None  # the live gandiag.detect.Diagnosis of attach(diagnose=True)
         device = next((p.device for p in D.parameters()), torch.device("cpu"))
         self.buffer = DeviceBuffer(device, capacity=2 * flush_every)
         self.stats = OutputStats(bins=hist_bins, value_range=hist_range)

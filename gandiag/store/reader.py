@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gandiag.detect.alert import Alert
 from gandiag.hooks.records import Histograms
 from gandiag.store.schema import DEFAULT_STORE, RunStoreError, connect_reader
 
@@ -44,18 +45,6 @@ class RunInfo:
     ended: float | None
     last_step: int | None
     config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Alert:
-    """A stored alert; `time` is when it was raised (unix time)."""
-
-    step: int
-    kind: str
-    severity: str
-    message: str
-    details: dict[str, Any]
-    time: float
 
 
 def list_runs(path: str = DEFAULT_STORE) -> list[RunInfo]:
@@ -137,10 +126,10 @@ class Run:
         return [(int(step), bytes(png)) for step, png in rows]
 
     def alerts(self) -> list[Alert]:
-        """Every alert of this run, in the order raised."""
+        """Every alert of this run, in the order raised (`gandiag.detect.Alert`)."""
         rows = self._conn.execute("SELECT step, kind, severity, message, details, time FROM alerts "
                                   "WHERE run_id = ? ORDER BY rowid", (self.id,)).fetchall()
-        return [Alert(step, kind, severity, message, json.loads(details), time)
+        return [Alert.from_row(step, kind, severity, message, json.loads(details), time)
                 for step, kind, severity, message, details, time in rows]
 
     def close(self) -> None:

@@ -78,7 +78,7 @@ def check_store_holds(path, name, confirmed):
         assert len(hist.steps) > confirmed and hist.counts[confirmed, 0] == confirmed
         samples = run.samples()
         assert [step for step, _ in samples] == list(range(0, samples[-1][0] + 1, 50))
-        assert [a.details["step"] for a in run.alerts()] == [step for step, _ in samples]
+        assert [a.evidence["step"] for a in run.alerts()] == [step for step, _ in samples]
         assert run.config == {"child": name}
 
 

@@ -80,8 +80,8 @@ def test_samples_alerts_config_and_status_round_trip(path):
         alerts = run.alerts()
         assert [a.kind for a in alerts] == ["mode_collapse", "d_overpowering"]
         assert isinstance(alerts[0], Alert)
-        assert alerts[0].details == {"modes": 3, "history": [8, 5, 3]}
-        assert alerts[1].details == {} and alerts[1].severity == "warning" and alerts[1].step == 9
+        assert alerts[0].evidence == {"modes": 3, "history": [8, 5, 3]}
+        assert alerts[1].evidence == {} and alerts[1].severity == "warning" and alerts[1].step == 9
 
 
 def test_several_runs_per_file_open_by_name_picks_newest_and_by_id(path):

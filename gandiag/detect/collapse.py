@@ -1,0 +1,142 @@
+"""`mode_collapse`: G covers fewer modes of the data than it should.
+
+Two kinds of evidence, each enough on its own:
+- *coverage* (when metrics are scheduled, `metric/<name>`): a coverage metric (`modes`,
+  `coverage`, `recall`) falls `drop` (a share) below its best so far, or a KL to uniform
+  (`reverse_kl`, `kl`) reaches `kl` (e^-0.5: only ~61 % of the modes effectively used) or
+  rises `kl_rise` above its lowest, on `evaluations` consecutive evaluations after the
+  warm-up, ignoring evaluations where the toy metric's `metric/hq` is under `min_hq`
+  (modes are counted on high-quality samples: with few of them the count says little);
+- *diversity* (always recorded by the hooks): the rolling median of `D/spread_ratio`, the
+  spread (mean pairwise distance) of D's fake inputs over that of its real inputs, stays
+  below `spread` for `persist` records: fake batches far less diverse than real ones.
+One collapse is one alert: while one kind of evidence has an alert running, the other
+does not raise a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gandiag.detect.alert import Alert
+from gandiag.detect.base import Detector, View
+from gandiag.detect.rolling import asof, fmt, nan_median, rolling, tail
+
+HIGHER_IS_MORE_MODES = ("metric/modes", "metric/coverage", "metric/recall")
+KL_TO_UNIFORM = ("metric/reverse_kl", "metric/kl")
+
+_WHY = ("G maps most of its noise to a few outputs, which D then learns to reject, so G "
+        "moves on to other few outputs instead of spreading out. The classic GAN failure: "
+        "the losses can look normal while the samples lose variety.")
+_FIXES = ["pack D's inputs (PacGAN, pack=2) or add minibatch discrimination / minibatch "
+          "standard deviation to D",
+          "regularise D (R1, spectral norm) and keep an EMA of G's weights (ema=0.999)",
+          "lower G's learning rate relative to D's (TTUR) or use a larger noise dimension",
+          "check that data batches are shuffled and diverse (one class per batch looks like "
+          "collapse to D)"]
+
+
+@dataclass
+class ModeCollapse(Detector):
+    """Thresholds as in the module docstring."""
+
+    kind = "mode_collapse"
+    spread_window: int = 100
+    spread: float = 0.3
+    persist: int = 200
+    drop: float = 0.25
+    kl: float = 0.5
+    kl_rise: float = 0.3
+    evaluations: int = 2
+    min_hq: float = 0.2
+
+    def lookback(self) -> int:
+        return self.spread_window
+
+    def scan(self, view: View, warmup: int) -> list[Alert]:
+        alerts = self._coverage(view, warmup) + self._diversity(view, warmup)
+        return sorted(alerts, key=lambda a: a.detected_at)
+
+    def _quiet(self, other: str) -> bool:
+        episode = self.episodes.get(other)
+        return episode is not None and episode.active
+
+    def _coverage(self, view: View, warmup: int) -> list[Alert]:
+        keys = [k for k in HIGHER_IS_MORE_MODES + KL_TO_UNIFORM if k in view]
+        if not keys:
+            return []
+        steps = np.unique(np.concatenate([view.new(k)[0] for k in keys]))
+        condition = np.zeros(len(steps), bool)
+        for key in keys:
+            own, values = view.new(key)
+            if "metric/hq" in view:  # too few high-quality samples: no evidence either way
+                values = np.where(asof(own, *view.get("metric/hq")) >= self.min_hq, values, np.nan)
+            values = np.where(np.isfinite(values), values, np.nan)
+            best = np.fmax.accumulate(np.r_[self.state.get(key, np.nan),
+                                            values if key in HIGHER_IS_MORE_MODES else -values])[1:]
+            if len(best):
+                self.state[key] = float(best[-1])
+            with np.errstate(invalid="ignore"):
+                if key in HIGHER_IS_MORE_MODES:
+                    bad = (best > 0) & (values <= (1 - self.drop) * best)
+                else:
+                    bad = (values >= self.kl) | (values >= -best + self.kl_rise)
+            condition |= np.isin(steps, own[bad])
+        condition &= steps >= warmup
+        alerts = []
+        for start, index in self.episode("coverage", persist=self.evaluations).feed(steps, condition):
+            if not self._quiet("diversity"):
+                alerts.append(self._coverage_alert(view, keys, start, int(steps[index])))
+        return alerts
+
+    def _coverage_alert(self, view: View, keys: list[str], step: int, at: int) -> Alert:
+        parts, evidence = [], {}
+        for key in keys:
+            own, values = view.upto(key, at, 1)
+            if not len(values):
+                continue
+            name, now, best = key.split("/", 1)[1], float(values[-1]), self.state[key]
+            if key in HIGHER_IS_MORE_MODES:
+                parts.append(f"{name} {fmt(now)} (best {fmt(best)})")
+                evidence[name] = {"now": now, "best": best}
+            else:
+                parts.append(f"{name} {fmt(now)} (lowest {fmt(-best)}; about {np.exp(-now):.0%} "
+                             "of the modes effectively used)")
+                evidence[name] = {"now": now, "lowest": -best}
+        severe = any(v.get("now", 0) >= 1.0 for k, v in evidence.items() if "kl" in k) or any(
+            v["now"] <= v["best"] / 2 for k, v in evidence.items() if "best" in v)
+        return Alert(self.kind, step, "critical" if severe else "warning",
+                     "G covers fewer modes: " + "; ".join(parts), evidence, _WHY, list(_FIXES),
+                     detected_at=at)
+
+    def _diversity(self, view: View, warmup: int) -> list[Alert]:
+        key = "D/spread_ratio"
+        if key not in view:
+            return []
+        steps, values, n = tail(view, key, self.spread_window - 1)
+        median = rolling(values, self.spread_window, nan_median)[len(values) - n:]
+        steps = steps[len(steps) - n:]
+        with np.errstate(invalid="ignore"):
+            condition = (steps >= warmup) & (median < self.spread)
+        alerts = []
+        for start, index in self.episode("diversity", persist=self.persist).feed(steps, condition):
+            if self._quiet("coverage"):
+                continue
+            ratio = float(median[index])
+            at = int(steps[index])
+            evidence = {"spread_ratio": ratio, "steps_held": at - start + 1}
+            for side in ("real", "fake"):
+                own, spread = view.upto(f"D/in_{side}/spread", at, self.spread_window)
+                if len(spread):
+                    evidence[f"spread_{side}"] = float(np.nanmedian(spread))
+            how = (f"are {fmt(1 / ratio)}x less diverse than real data" if ratio > 0
+                   else "are all identical")
+            alerts.append(Alert(
+                self.kind, start, "critical" if ratio < self.spread / 3 else "warning",
+                f"G's samples {how} (spread ratio {fmt(ratio)} for {at - start + 1} steps)",
+                evidence, _WHY, list(_FIXES),
+                detected_at=at))
+        return alerts
+

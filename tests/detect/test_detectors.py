@@ -1,0 +1,258 @@
+"""Each detector on synthetic series with known answers: it fires on the step it should,
+names what it should, and stays quiet on noise."""
+
+import numpy as np
+import pytest
+
+from gandiag.detect import KINDS, diagnose
+from tests.detect.series import healthy, retotal, set_from, steps
+
+
+def kinds(alerts):
+    return [a.kind for a in alerts]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_healthy_noise_raises_nothing(seed):
+    assert diagnose(healthy(seed)) == []
+
+
+def test_every_kind_has_a_detector_with_explanation_and_fixes():
+    from gandiag.detect import DETECTORS
+    assert sorted(DETECTORS) == sorted(KINDS)
+
+
+# ---- nonfinite ---------------------------------------------------------------------------
+
+def test_nonfinite_names_the_first_phase_in_the_step_order():
+    series = healthy()
+    set_from(series, "nonfinite/D/out_fake", 3000, 64.0)   # G produced NaN samples
+    set_from(series, "nonfinite/D/grad", 3000, 8.0)
+    set_from(series, "D/loss", 3000, np.nan)
+    set_from(series, "D/grad_norm/net.0", 3000, np.nan)
+    retotal(series, "D")
+    (alert,) = diagnose(series)
+    assert (alert.kind, alert.step, alert.detected_at, alert.severity) == ("nonfinite", 3000, 3000, "critical")
+    assert alert.evidence["first"] == "D(fake) in the D update"
+    assert "G produced NaN/inf samples" in alert.explanation
+    assert alert.evidence["layers"] == ["D/net.0"]
+
+
+def test_nonfinite_in_one_gradient_layer_names_model_and_layer():
+    series = healthy()
+    set_from(series, "nonfinite/G/grad", 2500, 1.0)
+    set_from(series, "G/grad_norm/net.4", 2500, np.nan)
+    retotal(series, "G")
+    (alert,) = diagnose(series, warmup=10_000)   # no warm-up for NaN
+    assert alert.step == 2500 and alert.evidence["first"] == "G's gradients"
+    assert alert.evidence["layers"] == ["G/net.4"] and "G's gradient is non-finite in layer(s) net.4" in alert.message
+
+
+def test_nonfinite_fires_once_per_episode_and_rearms_after_clear():
+    series = healthy()
+    for start, stop in ((2000, 2010), (2050, 2060), (3000, 3005)):
+        _, v = series["nonfinite/loss"]
+        v[start - 1:stop] = 1
+    alerts = diagnose(series)
+    assert [a.step for a in alerts] == [2000, 3000]  # 2050 is within `clear` = 100 steps
+
+
+# ---- gradient_leak ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, kind", [(1.0, "other"), (2.0, "stale")])
+def test_gradient_leak_reports_the_model_and_the_kind(code, kind):
+    series = healthy()
+    leak_steps = np.arange(1, 21)
+    series["grad_leak/D"] = (leak_steps, np.where(leak_steps >= 3, code, 0.0))
+    series["grad_leak/G"] = (leak_steps, np.zeros(20))
+    (alert,) = diagnose(series)
+    assert (alert.kind, alert.step, alert.evidence["model"], alert.evidence["kind"]) == ("gradient_leak", 3, "D", kind)
+    assert "zero_grad" in alert.fixes[0]
+
+
+# ---- d_overpowering ---------------------------------------------------------------------
+
+def overpowered(starve_g=True):
+    series = healthy()
+    rng = np.random.default_rng(1)
+    n = len(steps()) - 2999
+    set_from(series, "D/out_real/sign", 3000, np.clip(rng.normal(0.97, 0.03, n), -1, 1))
+    set_from(series, "D/out_real/acc", 3000, 0.99)
+    set_from(series, "D/out_fake/acc", 3000, 0.99)
+    set_from(series, "D/out_real/mean", 3000, 2.0 + np.linspace(0, 4, n))
+    set_from(series, "D/out_fake/mean", 3000, -2.0 - np.linspace(0, 4, n))
+    if starve_g:
+        for key in [k for k in series if k.startswith("G/grad_norm/net.")]:
+            set_from(series, key, 3000, series[key][1][2999:] * 0.02)
+        retotal(series, "G")
+    return series
+
+
+def test_d_overpowering_fires_after_it_held_and_names_the_starving_g():
+    alerts = [a for a in diagnose(overpowered()) if a.kind == "d_overpowering"]
+    (alert,) = alerts
+    assert 3000 < alert.step < 3200 and alert.detected_at == alert.step + 199
+    assert alert.severity == "critical" and alert.evidence["g_grad_fell"] > 10
+    assert "D is winning: r_t 0.9" in alert.message and "G's gradient norm fell" in alert.message
+    assert any("TTUR" in fix for fix in alert.fixes)
+
+
+def test_d_overpowering_without_starving_g_is_a_warning_and_silent_for_wgan():
+    (alert,) = [a for a in diagnose(overpowered(starve_g=False)) if a.kind == "d_overpowering"]
+    assert alert.severity == "warning"
+    assert "d_overpowering" not in kinds(diagnose(overpowered(), loss="wgan-gp"))
+
+
+def test_d_overpowering_stays_quiet_during_warmup():
+    series = overpowered()
+    assert "d_overpowering" not in kinds(diagnose(series, warmup=6000))
+
+
+# ---- vanishing_gradients ----------------------------------------------------------------
+
+def test_vanishing_gradients_names_the_layer_that_died():
+    series = healthy()
+    set_from(series, "G/grad_norm/net.0", 3000, series["G/grad_norm/net.0"][1][2999:] * 1e-4)
+    retotal(series, "G")
+    (alert,) = diagnose(series)
+    assert alert.kind == "vanishing_gradients" and alert.evidence["model"] == "G"
+    assert list(alert.evidence["layers"]) == ["net.0"] and alert.severity == "warning"
+    assert 3000 < alert.step <= 3060 and alert.detected_at == alert.step + 199
+    assert "non-saturating" in alert.fixes[0]
+
+
+def test_vanishing_gradients_of_a_whole_model_are_critical():
+    series = healthy()
+    for key in [k for k in series if k.startswith("D/grad_norm/")]:
+        set_from(series, key, 4000, 0.0)
+    (alert,) = diagnose(series)
+    assert alert.evidence["model"] == "D" and "total" in alert.evidence["layers"]
+    assert alert.severity == "critical" and "exactly 0" in alert.message
+
+
+def test_a_layer_that_never_had_gradients_is_not_vanishing():
+    series = healthy()
+    series["G/grad_norm/unused"] = (steps(), np.zeros(len(steps())))
+    assert diagnose(series) == []
+
+
+# ---- exploding_gradients ----------------------------------------------------------------
+
+def test_three_spikes_fire_at_the_third_one_single_spike_does_not():
+    series = healthy()
+    _, total = series["D/grad_norm/total"]
+    total[2999] *= 50
+    assert diagnose(series) == []
+    total[3099] *= 50
+    total[3199] *= 50
+    (alert,) = diagnose(series)
+    assert (alert.kind, alert.step, alert.detected_at) == ("exploding_gradients", 3200, 3200)
+    assert alert.evidence["spikes"] == 3 and "3 spikes" in alert.message
+
+
+def test_sustained_growth_fires_early():
+    series = healthy()
+    n = len(steps()) - 2999
+    growth = np.exp(np.log(1000) * np.arange(n) / 1500)
+    for key in [k for k in series if k.startswith("G/grad_norm/net.")]:
+        set_from(series, key, 3000, series[key][1][2999:] * growth)
+    retotal(series, "G")
+    (alert,) = [a for a in diagnose(series) if a.kind == "exploding_gradients"]
+    assert alert.evidence["model"] == "G" and alert.evidence["growth"] >= 10
+    assert 3500 < alert.step < 4200
+    assert alert.severity == "warning"   # raised while the norms are still small (~5)
+
+
+def test_spikes_over_100_are_critical():
+    series = healthy()
+    s, total = series["D/grad_norm/total"]
+    total = total * 10
+    total[[2999, 3099, 3199]] *= 50
+    series["D/grad_norm/total"] = (s, total)
+    (alert,) = diagnose(series)
+    assert alert.severity == "critical" and "norms over 100" in alert.message
+
+
+def test_large_but_steady_norms_are_not_exploding():
+    series = healthy()
+    s, total = series["D/grad_norm/total"]
+    series["D/grad_norm/total"] = (s, total * 2000)   # ganhacks' rule alone would fire
+    assert diagnose(series) == []
+
+
+# ---- oscillation ------------------------------------------------------------------------
+
+def test_periodic_losses_fire_noise_and_drift_do_not():
+    series = healthy()
+    s, loss = series["D/loss"]
+    swing = 0.3 * np.sin(2 * np.pi * s / 60)
+    series["D/loss"] = (s, np.where(s >= 2000, loss + swing, loss))
+    (alert,) = diagnose(series)
+    assert alert.kind == "oscillation" and alert.evidence["signal"] == "D's loss"
+    assert abs(alert.evidence["period"] - 60) < 3
+    assert 0.05 < alert.evidence["amplitude"] <= 0.35  # averaged over a window only partly oscillating
+    assert 2000 < alert.detected_at < 2000 + 2048
+
+    rng = np.random.default_rng(3)
+    drift = np.zeros(len(s))
+    for i in range(1, len(s)):   # red noise: AR(1), slow wandering
+        drift[i] = 0.995 * drift[i - 1] + 0.03 * rng.standard_normal()
+    quiet = healthy()
+    quiet["G/loss"] = (s, quiet["G/loss"][1] + drift)
+    assert "oscillation" not in kinds(diagnose(quiet))
+
+
+# ---- divergence -------------------------------------------------------------------------
+
+def test_a_loss_that_keeps_rising_is_divergence_one_that_levels_off_is_not():
+    series = healthy()
+    s, loss = series["G/loss"]
+    series["G/loss"] = (s, loss + np.clip((s - 3000) / 250, 0, None))
+    (alert,) = diagnose(series)
+    assert alert.kind == "divergence" and alert.evidence["signal"] == "|G's loss|"
+    assert alert.evidence["tau"] >= 0.8 and alert.evidence["to"] - alert.evidence["from"] >= 2
+    assert 3000 < alert.detected_at < 4200
+
+    settles = healthy()
+    settles["G/loss"] = (s, settles["G/loss"][1] + np.clip((s - 3000) / 250, 0, 1.5))
+    assert diagnose(settles) == []
+
+
+# ---- mode_collapse ----------------------------------------------------------------------
+
+def test_fake_batches_losing_diversity_is_collapse():
+    series = healthy()
+    set_from(series, "D/spread_ratio", 3000, 0.05)
+    (alert,) = diagnose(series)
+    assert alert.kind == "mode_collapse" and 3000 < alert.step <= 3051
+    assert alert.detected_at == alert.step + 199 and alert.severity == "critical"
+    assert "20x less diverse" in alert.message
+
+
+def metric_series(modes, kl, hq):
+    evals = np.arange(250, 6001, 250)
+    return {"metric/modes": (evals, modes(evals)), "metric/reverse_kl": (evals, kl(evals)),
+            "metric/hq": (evals, hq(evals))}
+
+
+def test_falling_coverage_metrics_are_collapse_once_hq_is_meaningful():
+    series = healthy() | metric_series(lambda e: np.where(e < 3000, 8.0, 3.0),
+                                       lambda e: np.where(e < 3000, 0.02, 1.1),
+                                       lambda e: np.full(len(e), 0.8))
+    (alert,) = diagnose(series)
+    assert (alert.kind, alert.step, alert.detected_at) == ("mode_collapse", 3000, 3250)
+    assert alert.evidence["modes"] == {"now": 3.0, "best": 8.0} and alert.severity == "critical"
+    assert "modes 3 (best 8)" in alert.message
+
+    few_hq = healthy() | metric_series(lambda e: np.where(e < 3000, 8.0, 0.0),
+                                       lambda e: np.where(e < 3000, 0.02, np.inf),
+                                       lambda e: np.where(e < 3000, 0.5, 0.01))
+    assert diagnose(few_hq) == []   # modes are counted on HQ samples: 1 % says nothing
+
+
+def test_one_collapse_is_one_alert_even_with_both_kinds_of_evidence():
+    series = healthy() | metric_series(lambda e: np.where(e < 3000, 8.0, 1.0),
+                                       lambda e: np.where(e < 3000, 0.02, 2.0),
+                                       lambda e: np.full(len(e), 0.8))
+    set_from(series, "D/spread_ratio", 3000, 0.01)
+    assert kinds(diagnose(series)) == ["mode_collapse"]
