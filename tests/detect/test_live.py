@@ -89,7 +89,7 @@ def test_checkpoint_resume_keeps_the_diagnosis(tmp_path):
     assert resumed.step == 500
 
 
-def user_loop(G, D, steps, nan_at=None):
+def user_loop(G, D, steps, nan_at=None, zero_grad_d=True):
     """A user's own loop, BCEWithLogits, written the usual way."""
     criterion = nn.BCEWithLogitsLoss()
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -99,7 +99,8 @@ def user_loop(G, D, steps, nan_at=None):
         real = ring.sample(64)
         if step == nan_at:
             real[0, 0] = math.nan   # a corrupt batch
-        opt_d.zero_grad()
+        if zero_grad_d:
+            opt_d.zero_grad()
         fake = G(torch.randn(64, 4))
         loss_d = (criterion(D(real).view(-1), torch.ones(64))
                   + criterion(D(fake.detach()).view(-1), torch.zeros(64)))
@@ -135,3 +136,16 @@ def test_attach_diagnose_options_are_checked_and_a_refused_attach_leaves_no_hook
             warnings.simplefilter("error", GANAlertWarning)
             user_loop(G, D, 5)
     assert monitor.diagnosis.alerts == [] and monitor.step == 5
+
+
+def test_a_missing_zero_grad_becomes_a_gradient_leak_alert():
+    torch.manual_seed(0)
+    G, D = models.small_toy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the hooks' GradientLeakWarning and the alert's warning
+        with gandiag.attach(G, D, diagnose=True, flush_every=10) as monitor:
+            user_loop(G, D, 30, zero_grad_d=False)
+    leaks = [a for a in monitor.diagnosis.alerts if a.kind == "gradient_leak"]
+    # D's .grad is never zeroed at all: 'stale' (a zero_grad in the wrong place is 'other').
+    assert [(a.evidence["model"], a.evidence["kind"]) for a in leaks] == [("D", "stale")]
+    assert "never zeroed" in leaks[0].message and "opt_d.zero_grad()" in leaks[0].fixes[0]
