@@ -69,6 +69,7 @@ class ModeCollapse(Detector):
             return []
         steps = np.unique(np.concatenate([view.new(k)[0] for k in keys]))
         condition = np.zeros(len(steps), bool)
+        bests: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # best so far at each new step
         for key in keys:
             own, values = view.new(key)
             if "metric/hq" in view:  # too few high-quality samples: no evidence either way
@@ -78,6 +79,7 @@ class ModeCollapse(Detector):
                                             values if key in HIGHER_IS_MORE_MODES else -values])[1:]
             if len(best):
                 self.state[key] = float(best[-1])
+            bests[key] = (own, best)
             with np.errstate(invalid="ignore"):
                 if key in HIGHER_IS_MORE_MODES:
                     bad = (best > 0) & (values <= (1 - self.drop) * best)
@@ -88,16 +90,18 @@ class ModeCollapse(Detector):
         alerts = []
         for start, index in self.episode("coverage", persist=self.evaluations).feed(steps, condition):
             if not self._quiet("diversity"):
-                alerts.append(self._coverage_alert(view, keys, start, int(steps[index])))
+                alerts.append(self._coverage_alert(view, bests, start, int(steps[index])))
         return alerts
 
-    def _coverage_alert(self, view: View, keys: list[str], step: int, at: int) -> Alert:
+    def _coverage_alert(self, view: View, bests: dict[str, tuple[np.ndarray, np.ndarray]],
+                        step: int, at: int) -> Alert:
         parts, evidence = [], {}
-        for key in keys:
-            own, values = view.upto(key, at, 1)
-            if not len(values):
+        for key, (own, best_so_far) in bests.items():
+            values = view.upto(key, at, 1)[1]
+            best = float(asof(np.array([at]), own, best_so_far)[0])
+            if not len(values) or not np.isfinite(best):
                 continue
-            name, now, best = key.split("/", 1)[1], float(values[-1]), self.state[key]
+            name, now = key.split("/", 1)[1], float(values[-1])
             if key in HIGHER_IS_MORE_MODES:
                 parts.append(f"{name} {fmt(now)} (best {fmt(best)})")
                 evidence[name] = {"now": now, "best": best}
