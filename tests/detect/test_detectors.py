@@ -17,9 +17,24 @@ def test_healthy_noise_raises_nothing(seed):
     assert diagnose(healthy(seed)) == []
 
 
-def test_every_kind_has_a_detector_with_explanation_and_fixes():
+def test_every_kind_is_raised_with_evidence_explanation_and_fixes():
     from gandiag.detect import DETECTORS
     assert sorted(DETECTORS) == sorted(KINDS)
+    series = overpowered()                                             # d_overpowering
+    set_from(series, "D/spread_ratio", 3000, 0.05)                     # mode_collapse
+    s, loss = series["G/loss"]
+    series["G/loss"] = (s, loss + np.clip((s - 3000) / 250, 0, None))  # divergence
+    series["D/loss"] = (s, np.where(s >= 2000, series["D/loss"][1] + 0.3 * np.sin(s / 10), series["D/loss"][1]))
+    _, total = series["D/grad_norm/total"]
+    total[[1999, 2099, 2199]] *= 50                                    # exploding_gradients
+    set_from(series, "D/grad_norm/net.0", 4500, 0.0)                   # vanishing_gradients
+    set_from(series, "nonfinite/loss", 5900, 1.0)                      # nonfinite
+    series["grad_leak/G"] = (np.arange(1, 21), np.full(20, 2.0))       # gradient_leak
+    alerts = diagnose(series)
+    assert sorted({a.kind for a in alerts}) == sorted(KINDS)
+    for alert in alerts:
+        assert alert.message and alert.evidence and len(alert.explanation) > 80 and alert.fixes, alert.kind
+        assert alert.step <= alert.detected_at
 
 
 # ---- nonfinite ---------------------------------------------------------------------------
