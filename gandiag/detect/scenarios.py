@@ -143,13 +143,13 @@ class ScenarioRun:
     error: BaseException | None = None
 
     def found(self, kind: str) -> Alert | None:
-        """The first alert of `kind` raised at or after the onset."""
+        """The first alert of `kind` raised after the onset."""
         return next((a for a in self.alerts if a.kind == kind and a.detected_at > self.onset), None)
 
     @property
     def false_alarms(self) -> list[Alert]:
-        """Alerts the run should not have raised: any before the onset, and any of another
-        kind on a healthy run."""
+        """Alerts the run should not have raised: any raised by the onset, and any at all
+        on a healthy run."""
         return [a for a in self.alerts if a.detected_at <= self.onset
                 or (self.scenario.expect is None)]
 
