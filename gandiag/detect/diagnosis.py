@@ -140,7 +140,7 @@ def diagnose(source: Any, *, warmup: int = 500, thresholds: Mapping[str, Mapping
     of `chunk` steps, as a live run would (the result does not depend on `chunk`). `loss`
     overrides the loss name found in the source's config.
     """
-    series, found_loss = _series_of(source)
+    series, found_loss = series_of(source)
     loss = loss or found_loss
     diagnosis = Diagnosis(warmup=warmup, thresholds=thresholds, kinds=kinds, loss=loss)
     if not series:
@@ -166,7 +166,7 @@ def format_diagnosis(alerts: list[Alert], *, name: str = "this run") -> str:
     return "\n".join(lines + [str(alert) for alert in alerts])
 
 
-def _series_of(source: Any) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
+def series_of(source: Any) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
     """{key: (steps, values)} sorted by step, and the loss name when the source knows it."""
     loss = None
     config = getattr(source, "config", None)

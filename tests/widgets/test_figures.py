@@ -1,0 +1,37 @@
+import numpy as np
+
+from gandiag.detect import Alert
+from gandiag.widgets import build_figure
+from tests.detect.series import healthy
+
+
+def test_every_panel_is_drawn_and_every_trace_is_bounded():
+    series = healthy(n=50_000) | {"metric/modes": (np.arange(500, 50_001, 500), np.full(100, 8.0))}
+    fig = build_figure(series)
+    names = {t.name for t in fig.data}
+    assert {"D loss", "G loss", "D(x) mean", "D(G(z)) mean", "logit gap", "r_t", "modes",
+            "G gradients", "D gradients"} <= names
+    for trace in fig.data:
+        if trace.type == "scatter":
+            assert len(trace.x) <= 2000 and trace.x.dtype == np.float32
+    heatmap = next(t for t in fig.data if t.name == "D gradients")
+    assert list(heatmap.y) == ["net.0", "net.2", "net.4", "net.6"] and heatmap.z.shape == (4, 400)
+    # log10 of the layers' levels (0.05, 0.3, 0.25, 0.35, log-normal noise)
+    assert np.allclose(np.nanmean(heatmap.z, axis=1), np.log10([0.05, 0.3, 0.25, 0.35]), atol=0.02)
+
+
+def test_alerts_are_marked_with_escaped_explanations():
+    alert = Alert("mode_collapse", step=3000, severity="critical", message="<script>x</script> collapsed",
+                  evidence={"r": 1}, explanation="G maps most noise to a few outputs", fixes=["pack"])
+    fig = build_figure(healthy(), [alert])
+    marker = next(t for t in fig.data if t.name == "alerts")
+    assert marker.x.tolist() == [3000] and "&lt;script&gt;" in marker.text[0]
+    assert "<script>" not in marker.text[0] and "G maps most noise" in marker.text[0]
+    # one line on every panel that has data (plotly skips empty subplots: no metrics here)
+    assert sum(1 for shape in fig.layout.shapes if shape.x0 == 3000) == 5
+
+
+def test_missing_series_leave_panels_empty_not_broken():
+    fig = build_figure({"G/loss": (np.arange(10), np.ones(10))}, title="a <b>run</b>")
+    assert [t.name for t in fig.data] == ["G loss"]
+    assert fig.layout.title.text == "a &lt;b&gt;run&lt;/b&gt;"
