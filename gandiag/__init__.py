@@ -16,5 +16,15 @@ from gandiag.store import list_runs, open_run
 from gandiag.train import Callback, TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Alert", "Callback", "Monitor", "TrainConfig", "Trainer", "attach", "data", "detect",
+
+
+def __getattr__(name: str):  # gandiag.Dashboard without importing plotly at `import gandiag`
+    if name == "Dashboard":
+        from gandiag.widgets.dashboard import Dashboard
+
+        return Dashboard
+    raise AttributeError(f"module 'gandiag' has no attribute {name!r}")
+
+
+__all__ = ["Alert", "Callback", "Dashboard", "Monitor", "TrainConfig", "Trainer", "attach", "data", "detect",
            "diagnose", "list_runs", "metrics", "models", "open_run", "__version__"]

@@ -1,7 +1,8 @@
-"""Notebook widgets: pure figure builders (plotly) now; the live dashboard is issue 6's
-next part. Only this package imports plotly and ipywidgets."""
+"""Notebook widgets: pure figure builders (plotly) and the live `Dashboard` (ipywidgets).
+Only this package imports plotly and ipywidgets."""
 
+from gandiag.widgets.dashboard import Dashboard
 from gandiag.widgets.decimate import minmax
 from gandiag.widgets.figures import build_figure
 
-__all__ = ["build_figure", "minmax"]
+__all__ = ["Dashboard", "build_figure", "minmax"]

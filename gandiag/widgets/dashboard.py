@@ -1,0 +1,210 @@
+"""`Dashboard`: the live notebook view of a training run (ipywidgets + one FigureWidget).
+
+    dash = gandiag.Dashboard(trainer)      # or Dashboard(monitor) for your own loop
+    dash                                   # shows it
+    dash.train(5000)                       # trains in a background thread; the notebook stays usable
+    dash.wait()                            # joins; re-raises an exception from training
+
+Why a background thread: on ipykernel 7.4 a button click is not delivered while a
+synchronous cell runs (JUPYTER.md), so the controls (pause, resume, stop, one step,
+learning-rate sliders) only work when training runs beside the kernel's main thread.
+The figure is refreshed by one refresher thread only (plotly #5691), at most every
+`refresh_every` seconds and only after a flush brought new records, as one
+`batch_update` with full, decimated float32 arrays (a reloaded page recovers).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import traceback
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from gandiag.train.callbacks import Callback
+from gandiag.widgets.figures import build_figure
+
+
+class _Controls(Callback):
+    """Applies the dashboard's requests between steps: learning rates, one step."""
+
+    def __init__(self) -> None:
+        self.lr: dict[str, float] = {}
+        self.single_step = False
+
+    def on_step_end(self, trainer: Any) -> None:
+        for role, lr in list(self.lr.items()):
+            optimizer = trainer.opt_d if role == "D" else trainer.opt_g
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            del self.lr[role]
+        if self.single_step:
+            self.single_step = False
+            trainer.pause()
+
+
+class Dashboard:
+    """Live panels and controls for a `Trainer` (or a `Monitor` of a user loop)."""
+
+    def __init__(self, source: Any, *, refresh_every: float = 0.5, max_points: int = 2000,
+                 title: str | None = None) -> None:
+        if hasattr(source, "monitor") and hasattr(source, "fit"):
+            self.trainer, self.monitor = source, source.monitor
+        elif hasattr(source, "history") and hasattr(source, "consumers"):
+            self.trainer, self.monitor = None, source
+        else:
+            raise TypeError(f"Dashboard: expected a gandiag.Trainer or a Monitor (gandiag.attach), "
+                            f"got {type(source).__name__}; for a stored run use build_figure(run)")
+        if not refresh_every > 0:
+            raise ValueError(f"Dashboard: expected refresh_every > 0 seconds, got {refresh_every!r}")
+        self.refresh_every, self.max_points, self.title = refresh_every, max_points, title
+        self.figure = go.FigureWidget(self._build())
+        self.status = widgets.HTML("waiting for the first flush")
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._controls = _Controls()
+        self._new_records = threading.Event()
+        self._closed = threading.Event()
+        self.monitor.consumers.append(self._on_records)
+        self.controls = self._make_controls()
+        self.widget = widgets.VBox([self.controls, self.status, self.figure])
+        self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="gandiag-dashboard")
+        self._refresher.start()
+
+    # ---- display ------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _make_controls(self) -> widgets.Widget:
+        self.pause_button = widgets.ToggleButton(description="Pause", icon="pause")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+        self.step_button = widgets.Button(description="One step", icon="step-forward")
+        self.lr_sliders = {}
+        if self.trainer is None:  # a user loop: nothing to control from here
+            return widgets.HBox([])
+        self.pause_button.observe(self._on_pause, names="value")
+        self.stop_button.on_click(lambda _: self.stop())
+        self.step_button.on_click(lambda _: self.step())
+        for role, optimizer in (("D", self.trainer.opt_d), ("G", self.trainer.opt_g)):
+            slider = widgets.FloatLogSlider(value=optimizer.param_groups[0]["lr"], base=10, min=-6,
+                                            max=-1, step=0.1, description=f"lr {role}",
+                                            readout_format=".1e", continuous_update=False)
+            slider.observe(lambda change, role=role: self._controls.lr.__setitem__(role, change["new"]),
+                           names="value")
+            self.lr_sliders[role] = slider
+        return widgets.HBox([self.pause_button, self.step_button, self.stop_button,
+                             *self.lr_sliders.values()])
+
+    # ---- training -----------------------------------------------------------------
+    def train(self, steps: int | None = None) -> "Dashboard":
+        """Train `steps` more steps in a background thread; returns at once."""
+        if self.trainer is None:
+            raise TypeError("Dashboard.train: this dashboard watches a user loop (a Monitor); run "
+                            "your loop as usual, the panels refresh at each flush")
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("Dashboard.train: training is already running; wait() or stop() first")
+        if self._controls not in self.trainer.callbacks:
+            self.trainer.callbacks.append(self._controls)
+        self.error = None
+        self._thread = threading.Thread(target=self._train, args=(steps,), daemon=True,
+                                        name="gandiag-training")
+        self._thread.start()
+        return self
+
+    def _train(self, steps: int | None) -> None:
+        try:
+            self.trainer.fit(steps)
+        except BaseException as error:  # shown in the widget, re-raised by wait()
+            self.error = error
+            text = "".join(traceback.format_exception_only(type(error), error)).strip()
+            self.status.value = f"<b style='color:#d62728'>training failed:</b> {html.escape(text)}"
+        finally:
+            self._new_records.set()
+
+    def wait(self, timeout: float | None = None) -> "Dashboard":
+        """Join the training thread; re-raise what stopped it with an error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def pause(self) -> None:
+        self.pause_button.value = True
+
+    def resume(self) -> None:
+        self.pause_button.value = False
+
+    def stop(self) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
+
+    def step(self) -> None:
+        """Train one step, then pause (from a paused state)."""
+        if self.trainer is not None:
+            self._controls.single_step = True
+            self.trainer.resume()
+
+    def _on_pause(self, change: dict) -> None:
+        if change["new"]:
+            self.trainer.pause()
+            self.pause_button.description, self.pause_button.icon = "Resume", "play"
+        else:
+            self.trainer.resume()
+            self.pause_button.description, self.pause_button.icon = "Pause", "pause"
+
+    # ---- refreshing ---------------------------------------------------------------
+    def _on_records(self, records: Any) -> None:
+        self._new_records.set()  # the training thread only flags; the refresher draws
+
+    def _refresh_loop(self) -> None:
+        while not self._closed.is_set():
+            if self._new_records.wait(timeout=self.refresh_every):
+                self._new_records.clear()
+                try:
+                    self.refresh()
+                except Exception as error:  # never let drawing stop training
+                    self.status.value = f"dashboard refresh failed: {html.escape(repr(error))}"
+            self._closed.wait(self.refresh_every)
+
+    def _alerts(self) -> list:
+        diagnosis = getattr(self.monitor, "diagnosis", None)
+        if diagnosis is None and self.trainer is not None:
+            diagnosis = next((getattr(c, "diagnosis", None) for c in self.trainer.callbacks
+                              if getattr(c, "diagnosis", None) is not None), None)
+        return list(diagnosis.alerts) if diagnosis is not None else []
+
+    def _build(self) -> go.Figure:
+        return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
+                            title=self.title)
+
+    def refresh(self) -> None:
+        """Redraw every panel from the current records (one message to the browser)."""
+        new = self._build()
+        same = [(t.type, t.name) for t in self.figure.data] == [(t.type, t.name) for t in new.data]
+        with self.figure.batch_update():
+            if same:
+                for trace, fresh in zip(self.figure.data, new.data):
+                    for field in ("x", "y", "z", "text"):
+                        if field in fresh and fresh[field] is not None:
+                            trace[field] = fresh[field]
+            else:
+                self.figure.data = []
+                self.figure.add_traces(list(new.data))
+            self.figure.layout.shapes = new.layout.shapes
+        step = self.monitor.step
+        alerts = self._alerts()
+        self.status.value = (f"step {step}" + (f" · {len(alerts)} alert(s): "
+                                               + html.escape(", ".join(sorted({a.kind for a in alerts})))
+                                               if alerts else " · no alerts"))
+
+    def close(self) -> None:
+        """Stop refreshing and detach from the monitor."""
+        self._closed.set()
+        self._new_records.set()
+        if self._on_records in self.monitor.consumers:
+            self.monitor.consumers.remove(self._on_records)
+        if self._refresher is not threading.current_thread():
+            self._refresher.join(timeout=10)

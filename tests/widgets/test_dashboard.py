@@ -1,0 +1,111 @@
+"""The live dashboard without a browser: controls driven with Button.click() and the
+toggle's value, training in a background thread, errors re-raised by wait()."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import gandiag
+from gandiag import data, models
+from gandiag.widgets.dashboard import Dashboard
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def trainer(steps=100_000, **config):
+    torch.manual_seed(0)
+    G, D = models.small_toy()
+    return gandiag.Trainer(G, D, data.ring(), gandiag.TrainConfig(steps=steps, log_every=20, **config))
+
+
+def until(condition, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+def test_pause_resume_and_stop_a_background_run():
+    t = trainer()
+    dash = Dashboard(t, refresh_every=0.05)
+    dash.train()
+    until(lambda: t.step > 50)
+    dash.pause_button.value = True          # the toggle, as a click sets it
+    time.sleep(0.2)
+    paused_at = t.step
+    time.sleep(0.3)
+    assert t.step <= paused_at + 1 and dash.pause_button.description == "Resume"
+    dash.pause_button.value = False
+    until(lambda: t.step > paused_at + 40)
+    dash.stop_button.click()
+    dash.wait(timeout=30)
+    assert not dash._thread.is_alive() and t.step < 100_000
+    until(lambda: "step" in dash.status.value)
+    dash.close()
+
+
+def test_one_step_and_learning_rate_sliders_take_effect_at_the_next_step():
+    t = trainer()
+    dash = Dashboard(t, refresh_every=0.05)
+    dash.pause()
+    dash.train()
+    time.sleep(0.2)
+    assert t.step == 0
+    dash.lr_sliders["D"].value = 1e-3
+    dash.step_button.click()
+    until(lambda: t.step == 1)
+    time.sleep(0.2)
+    assert t.step == 1 and t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-3)
+    dash.stop()
+    dash.wait(timeout=30)
+    dash.close()
+
+
+class Boom(gandiag.Callback):
+    def on_step_end(self, trainer):
+        if trainer.step == 50:
+            raise RuntimeError("boom <in> the data pipeline")
+
+
+def test_an_exception_in_training_is_shown_and_reraised_by_wait():
+    t = trainer(steps=200)
+    t.callbacks.append(Boom())
+    dash = Dashboard(t, refresh_every=0.05)
+    dash.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        dash.wait(timeout=30)
+    assert "training failed" in dash.status.value and "boom &lt;in&gt; the data" in dash.status.value
+    assert t.step == 50
+    dash.close()
+
+
+def test_panels_refresh_with_bounded_float32_traces():
+    t = trainer(steps=400)
+    dash = Dashboard(t, refresh_every=0.05)
+    dash.train().wait(timeout=60)
+    dash.refresh()
+    names = {trace.name for trace in dash.figure.data}
+    assert {"D loss", "G loss", "r_t", "G gradients"} <= names
+    for trace in dash.figure.data:
+        if trace.type == "scatter":
+            assert 0 < len(trace.x) <= 2000 and np.asarray(trace.y).dtype == np.float32
+    dash.close()
+
+
+def test_a_user_loop_monitor_and_bad_input():
+    G, D = models.small_toy()
+    with gandiag.attach(G, D) as monitor:
+        dash = Dashboard(monitor)
+        with pytest.raises(TypeError, match="watches a user loop"):
+            dash.train(10)
+        dash.close()
+    with pytest.raises(TypeError, match="expected a gandiag.Trainer or a Monitor"):
+        Dashboard("run")
