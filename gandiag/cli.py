@@ -1,4 +1,4 @@
-"""The `gandiag` command: `gandiag demo`, `gandiag train` and `gandiag diagnose` (also
+"""The `gandiag` command: `gandiag demo`, `train`, `diagnose` and `report` (also
 `python -m gandiag`)."""
 
 from __future__ import annotations
@@ -86,7 +86,26 @@ def _parser() -> argparse.ArgumentParser:
                           help="steps before trend detectors may fire (default 500)")
     diagnose.add_argument("--json", action="store_true", help="print the alerts as JSON")
     diagnose.set_defaults(run=_diagnose)
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a stored run")
+    report.add_argument("run_name", metavar="RUN", help="run name (the newest of that name) or id")
+    report.add_argument("--store", default="runs/gandiag.sqlite", help="run store (default runs/gandiag.sqlite)")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    report.set_defaults(run=_report)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from gandiag.store import open_run
+    from gandiag.widgets.report import write_report
+
+    if not os.path.exists(args.store):
+        raise FileNotFoundError(f"no run store at {os.path.abspath(args.store)!r}; pass --store PATH")
+    name_or_id: str | int = int(args.run_name) if args.run_name.isdigit() else args.run_name
+    with open_run(name_or_id, args.store) as run:
+        path = write_report(run, args.out)
+    print(f"Report written to {path} (open it in a browser; it works offline)")
+    return 0
 
 
 def _diagnose(args: argparse.Namespace) -> int:
@@ -155,6 +174,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run"))
     print(f"(the packed run: {len(runs['packed']['alerts'])} alert(s); both diagnoses are stored "
           f"with the runs: gandiag diagnose vanilla --store {args.store})")
+    from gandiag.store import open_run
+    from gandiag.widgets.report import write_report
+
+    with open_run("vanilla", args.store) as run:
+        report = write_report(run, os.path.join(args.out, "vanilla-report.html"),
+                              alerts=runs["vanilla"]["alerts"])
+    print(f"The vanilla run's report (panels and diagnosis, one HTML file): {report}")
     print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
     print(f"Both runs are recorded in the run store {runs['packed']['store']}\n"
           f"  (every flush, metrics and sample pictures; read it with "

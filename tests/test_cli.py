@@ -24,6 +24,7 @@ def test_demo_prints_progress_and_both_runs_metrics(tmp_path, capsys):
     assert [(r.name, r.status, r.last_step) for r in runs] == [("vanilla", "finished", 60), ("packed", "finished", 60)]
     assert gandiag.open_run("packed", store).scalars("metric/modes")[0][-1] == 60
     assert "Diagnosis of the vanilla run: " in out and "gandiag diagnose vanilla" in out
+    assert (tmp_path / "vanilla-report.html").exists() and "vanilla-report.html" in out
 
 
 def test_train_with_stabilisers_and_loss(tmp_path, capsys):
@@ -93,3 +94,24 @@ def test_diagnose_bad_input_is_a_one_line_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["diagnose", "nope", "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "no run with name 'nope'" in capsys.readouterr().err
+
+
+def test_report_is_one_offline_html_file_with_escaped_strings(tmp_path, capsys):
+    import numpy as np
+
+    from gandiag.hooks.records import Records
+    from gandiag.store import RunWriter
+
+    store = tmp_path / "s.sqlite"
+    steps = np.arange(1, 101)
+    with RunWriter(store, name="<script>alert(1)</script>", config={"note": "<b>mine</b>"}) as writer:
+        writer.write(Records(scalars={"D/loss": (steps, np.where(steps >= 70, np.nan, 1.3)),
+                                      "nonfinite/loss": (steps, (steps >= 70).astype(float))}))
+    out = tmp_path / "r" / "report.html"
+    assert main(["report", "1", "--store", str(store), "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    text = out.read_text()
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;mine&lt;/b&gt;" in text and "nonfinite" in text and "set_detect_anomaly" in text
+    # plotly.js is inlined (no script loaded from the network): works offline
+    assert 'src="http' not in text and "src='http" not in text and len(text) > 1_000_000
