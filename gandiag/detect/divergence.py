@@ -16,7 +16,7 @@ import numpy as np
 
 from gandiag.detect.alert import Alert
 from gandiag.detect.base import Detector, View
-from gandiag.detect.rolling import asof, fmt
+from gandiag.detect.rolling import fmt, logit_gap
 
 _WHY = ("A quantity that keeps growing over hundreds of steps means training is moving away "
         "from an equilibrium, not towards one: one player is winning more and more (a "
@@ -73,9 +73,9 @@ class Divergence(Detector):
             if key in view:
                 own, values = view.upto(key, step, self.window)
                 out[name] = (own, np.abs(values))
-        if "D/out_real/mean" in view and "D/out_fake/mean" in view:
-            own, real = view.upto("D/out_real/mean", step, self.window)
-            out["the logit gap"] = (own, real - asof(own, *view.upto("D/out_fake/mean", step, self.window)))
+        gap = logit_gap(view, step, self.window)
+        if gap is not None:
+            out["the logit gap"] = gap
         return out
 
     def _trend(self, view: View, step: int, warmup: int) -> tuple[str, float, float, float] | None:

@@ -21,7 +21,7 @@ from scipy import signal
 
 from gandiag.detect.alert import Alert
 from gandiag.detect.base import Detector, View
-from gandiag.detect.rolling import asof, fmt
+from gandiag.detect.rolling import fmt, logit_gap
 
 _WHY = ("The two players chase each other instead of settling: G moves towards what D "
         "currently accepts, D follows, and the cycle repeats. Losses that swing with a fixed "
@@ -76,9 +76,9 @@ class Oscillation(Detector):
         for key, name in (("D/loss", "D's loss"), ("G/loss", "G's loss")):
             if key in view:
                 out[name] = view.upto(key, step, self.window)[1]
-        if "D/out_real/mean" in view and "D/out_fake/mean" in view:
-            own, real = view.upto("D/out_real/mean", step, self.window)
-            out["the logit gap"] = real - asof(own, *view.upto("D/out_fake/mean", step, self.window))
+        gap = logit_gap(view, step, self.window)
+        if gap is not None:
+            out["the logit gap"] = gap[1]
         return out
 
     def _test(self, view: View, step: int) -> tuple[str, float, float, float, float] | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from gandiag.detect.alert import Alert
 from gandiag.detect.base import Detector, View
-from gandiag.detect.rolling import asof, fmt, nan_mean, nan_median, rolling, tail
+from gandiag.detect.rolling import asof, fmt, logit_gap, nan_mean, nan_median, rolling, tail
 
 _KEYS = {"rt": "D/out_real/sign", "acc_real": "D/out_real/acc", "acc_fake": "D/out_fake/acc",
          "real": "D/out_real/mean", "fake": "D/out_fake/mean"}
@@ -74,8 +74,7 @@ class DOverpowering(Detector):
         held = at - step + 1
         parts = [f"r_t {rt:.2f} and accuracy {accuracy:.0%} for {held} steps, logit gap {gap:.1f}"]
         evidence = {"r_t": rt, "accuracy": accuracy, "logit_gap": gap, "steps_held": held}
-        own, real = view.upto(_KEYS["real"], at, self.lookback())
-        gaps = real - asof(own, *view.upto(_KEYS["fake"], at, self.lookback()))
+        own, gaps = logit_gap(view, at, self.lookback())  # both sides are present here
         before = own <= step
         if before.any():
             earlier = float(np.nanmean(gaps[before][-self.window:]))

@@ -78,6 +78,15 @@ def asof(steps: np.ndarray, source_steps: np.ndarray, source_values: np.ndarray)
     return out
 
 
+def logit_gap(view: View, step: int, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, mean D(real) - mean D(fake)) of the last `rows` D updates at or before `step`,
+    or None when either side was not recorded. One definition for every detector."""
+    if "D/out_real/mean" not in view or "D/out_fake/mean" not in view:
+        return None
+    own, real = view.upto("D/out_real/mean", step, rows)
+    return own, real - asof(own, *view.upto("D/out_fake/mean", step, rows))
+
+
 def fmt(value: float) -> str:
     """A number for a message: 3 significant digits, scientific when tiny or huge."""
     if not np.isfinite(value):
