@@ -4,6 +4,9 @@ A browser draws a few thousand points per trace at interactive speed (JUPYTER.md
 long run has millions of steps. Each bucket of consecutive points keeps its minimum and
 its maximum, in step order, so a single spike survives decimation (a plain stride or a
 mean would hide it), and a bucket holding a NaN keeps a NaN so the line shows a gap.
+Infinities (and values beyond float32) become NaN gaps too: plotly cannot place them, and
+one infinity breaks the whole figure's autorange (seen: a reverse KL of inf when G made
+no high-quality sample). The `nonfinite` detector reports them; the plot shows a gap.
 
     >>> steps, values = np.arange(10_000), np.zeros(10_000)
     >>> values[5_000] = 100.0
@@ -26,6 +29,7 @@ def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tup
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(steps) != len(values):
         raise ValueError(f"minmax: {len(steps)} steps but {len(values)} values")
+    values = np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan)
     if len(values) <= max_points:
         return steps.astype(np.float32), values.astype(np.float32)
     buckets = max_points // 2

@@ -33,3 +33,13 @@ def test_short_series_are_unchanged_and_bad_input_is_refused():
         minmax([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="max_points >= 2"):
         minmax([1], [1], max_points=1)
+
+
+@pytest.mark.parametrize("n", [10, 100_000])
+def test_infinities_and_float32_overflow_become_gaps(n):
+    # one infinity in a trace breaks plotly's autorange for the whole figure
+    values = np.ones(n)
+    values[3], values[5] = np.inf, -1e300
+    x, y = minmax(np.arange(n), values, max_points=100)
+    gaps = set(x[np.isnan(y)].tolist())
+    assert np.isfinite(y[~np.isnan(y)]).all() and (gaps >= {3.0, 5.0} if n <= 100 else 3.0 in gaps)
