@@ -24,36 +24,82 @@ from plotly.subplots import make_subplots
 from gandiag.detect.alert import Alert
 from gandiag.detect.diagnosis import series_of
 from gandiag.widgets.decimate import minmax
+from gandiag.widgets.samples import Snapshot, samples_panel_traces
 
-PANELS = ("losses", "outputs", "balance", "G gradients", "D gradients", "coverage")
+TIME_PANELS = (
+    ("losses", "losses (x: step = G updates)", 1.0),
+    ("outputs", "D outputs (logits): mean ± std, logit gap", 1.0),
+    ("balance", "D's confidence: r_t and accuracy", 0.8),
+    ("G gradients", "G gradient norm per layer (log10)", 1.0),
+    ("D gradients", "D gradient norm per layer (log10)", 1.0),
+    ("coverage", "mode coverage: counts (left), shares (right)", 0.9),
+    ("distance", "distance to the data (lower is better)", 0.8),
+)
+SAMPLES_PANEL = ("samples", "samples", 2.2)
 COLORS = {"D": "#1f77b4", "G": "#d62728", "real": "#2ca02c", "fake": "#ff7f0e", "gap": "#7f7f7f"}
 SEVERITY_COLORS = {"info": "#7f7f7f", "warning": "#ff9f1c", "critical": "#d62728"}
 HEATMAP_COLUMNS = 400  # step bins of the gradient heatmaps
+ROW_HEIGHT = 220  # pixels per unit of a panel's relative height
 
 
 def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_points: int = 2000,
-                 title: str | None = None) -> go.Figure:
+                 title: str | None = None, samples: Snapshot | None = None,
+                 samples_panel: bool | None = None) -> go.Figure:
     """Every panel of a run: `source` is anything `gandiag.diagnose` takes (a stored run,
     a trainer, a monitor, a history or {key: (steps, values)}); `alerts` are marked on the
-    time axes with their explanation on hover."""
+    time axes with their explanation on hover; `samples` (a `take_snapshot` or a stored
+    PNG as `ImageSnapshot`) fills a samples panel, which `samples_panel=True` keeps even
+    while empty (a live dashboard whose first snapshot is still to come)."""
     series, _ = series_of(source)
-    fig = make_subplots(rows=len(PANELS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=["losses", "D outputs (logits): mean ± std, logit gap",
-                                        "D's confidence: r_t and accuracy",
-                                        "G gradient norm per layer (log10)", "D gradient norm per layer (log10)",
-                                        "mode coverage"])
-    losses_panel(fig, series, row=1, max_points=max_points)
-    outputs_panel(fig, series, row=2, max_points=max_points)
-    balance_panel(fig, series, row=3, max_points=max_points)
-    gradients_panel(fig, series, "G", row=4)
-    gradients_panel(fig, series, "D", row=5)
-    coverage_panel(fig, series, row=6, max_points=max_points)
-    alert_markers(fig, list(alerts or []), rows=len(PANELS))
-    fig.update_layout(height=260 * len(PANELS), title=html.escape(title) if title else None,
-                      legend={"orientation": "h"}, margin={"l": 60, "r": 20, "t": 60, "b": 40},
-                      template="plotly_white")
-    fig.update_xaxes(title_text="step (G updates)", row=len(PANELS), col=1)
+    panels = list(TIME_PANELS) + ([SAMPLES_PANEL] if (samples_panel or samples is not None) else [])
+    fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.025,
+                        subplot_titles=[label for _, label, _ in panels],
+                        row_heights=[height for *_, height in panels],
+                        specs=[[{"secondary_y": name == "coverage"}] for name, *_ in panels])
+    row = {name: i + 1 for i, (name, *_) in enumerate(panels)}
+    losses_panel(fig, series, row=row["losses"], max_points=max_points)
+    outputs_panel(fig, series, row=row["outputs"], max_points=max_points)
+    balance_panel(fig, series, row=row["balance"], max_points=max_points)
+    gradients_panel(fig, series, "G", row=row["G gradients"])
+    gradients_panel(fig, series, "D", row=row["D gradients"])
+    coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
+    distance_panel(fig, series, row=row["distance"], max_points=max_points)
+    alert_markers(fig, list(alerts or []), rows=len(TIME_PANELS))
+    for r in range(2, len(TIME_PANELS) + 1):  # the time panels zoom together
+        fig.update_xaxes(matches="x", row=r, col=1)
+    if "samples" in row:
+        samples_panel_traces(fig, samples, row=row["samples"])
+    legend_per_panel(fig, len(panels), below=("samples",) if "samples" in row else ())
+    fig.update_layout(height=int(ROW_HEIGHT * sum(h for *_, h in panels)) + 100,
+                      title=html.escape(title) if title else None,
+                      margin={"l": 60, "r": 200, "t": 70, "b": 40}, template="plotly_white")
     return fig
+
+
+def legend_per_panel(fig: go.Figure, rows: int, *, below: tuple[str, ...] = ()) -> None:
+    """One legend beside each panel (plotly's legend2, legend3, ...), so every line is
+    named next to where it is drawn; the last panel's legend goes below it when it is
+    named in `below` (the samples panel, whose right side holds a colorbar)."""
+    axis_row = {}
+    for r in range(1, rows + 1):
+        for secondary in (False, True):
+            try:
+                subplot = fig.get_subplot(r, 1, secondary_y=secondary)
+            except Exception:  # noqa: BLE001 - no secondary axis in this row
+                continue
+            if subplot is not None:
+                axis_row[subplot.yaxis.plotly_name.replace("axis", "")] = r
+    for trace in fig.data:
+        r = axis_row.get(trace.yaxis or "y", 1)
+        trace.legend = "legend" if r == 1 else f"legend{r}"
+    for r in range(1, rows + 1):
+        low, high = fig.get_subplot(r, 1).yaxis.domain
+        style = {"font": {"size": 10}, "bgcolor": "rgba(255,255,255,0.7)", "tracegroupgap": 2}
+        if r == rows and below:
+            style |= {"x": 0, "y": low - 0.01, "xanchor": "left", "yanchor": "top", "orientation": "h"}
+        else:
+            style |= {"x": 1.01, "y": high, "xanchor": "left", "yanchor": "top"}
+        fig.update_layout({"legend" if r == 1 else f"legend{r}": style})
 
 
 def _line(series: dict, key: str, name: str, color: str, max_points: int, **style: Any) -> go.Scatter | None:
@@ -128,20 +174,64 @@ def gradients_panel(fig: go.Figure, series: dict, role: str, *, row: int) -> Non
     centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
     fig.add_trace(go.Heatmap(z=np.array(rows, dtype=np.float32), x=centers,
                              y=[k[len(prefix):] for k in layers], colorscale="Viridis",
-                             colorbar={"title": "log10", "len": 0.12, "y": 1 - (row - 0.5) / len(PANELS)},
+                             colorbar=_colorbar(fig, row, "log10"),
                              name=f"{role} gradients",
                              hovertemplate="step %{x:.0f}<br>layer %{y}<br>log10 norm %{z:.2f}<extra></extra>"),
                   row=row, col=1)
 
 
+# Scheduled metrics (`metric/<name>`) by what their numbers mean: distances to the data
+# (lower is better) get their own panel; of the rest, shares in [0, 1] (HQ, precision,
+# recall, coverage) read on the right axis and counts (modes, classes) on the left.
+DISTANCES = ("kl", "fid", "kid", "wasserstein", "distance")
+SHARES = ("hq", "precision", "recall", "coverage", "density", "accuracy")
+COUNTS = ("modes", "classes", "count")
+PALETTE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4", "#ff7f0e"]
+
+
+def _metric_kind(name: str, values: np.ndarray) -> str:
+    if any(word in name.lower() for word in DISTANCES):
+        return "distance"
+    if any(word in name.lower() for word in COUNTS):
+        return "count"
+    if name.lower() in SHARES or not np.isfinite(values).any() or np.nanmax(np.abs(values)) <= 1.0:
+        return "share"
+    return "count"
+
+
+def _metrics(series: dict, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    names = sorted(k[len("metric/"):] for k in series if k.startswith("metric/"))
+    found = [(name, _metric_kind(name, series[f"metric/{name}"][1])) for name in names]
+    return [(name, kind) for name, kind in found if kind in kinds]
+
+
 def coverage_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
-    """Scheduled metrics (`metric/<name>`): modes, HQ, reverse KL, PRDC, FID, ..."""
-    palette = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4", "#ff7f0e"]
-    for i, key in enumerate(sorted(k for k in series if k.startswith("metric/"))):
-        x, y = minmax(*series[key], max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name=key[len("metric/"):], mode="lines+markers",
-                                 marker={"size": 4}, line={"color": palette[i % len(palette)]}),
-                      row=row, col=1)
+    """Counts (modes covered, classes) on the left axis, shares (HQ, PRDC) on the right;
+    shares alone take the left axis (plotly misplaces a right axis over an empty left one)."""
+    metrics = _metrics(series, ("count", "share"))
+    two_axes = {kind for _, kind in metrics} == {"count", "share"}
+    for i, (name, kind) in enumerate(metrics):
+        x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
+        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+                                 line={"color": PALETTE[i % len(PALETTE)],
+                                       "dash": "dot" if kind == "share" else "solid"}),
+                      row=row, col=1, secondary_y=two_axes and kind == "share")
+    if two_axes:
+        fig.update_yaxes(title_text="count", rangemode="tozero", row=row, col=1, secondary_y=False)
+        fig.update_yaxes(title_text="share", range=[0, 1.05], row=row, col=1, secondary_y=True)
+    elif metrics:
+        shares = metrics[0][1] == "share"
+        fig.update_yaxes(title_text="share" if shares else "count", rangemode="tozero",
+                         range=[0, 1.05] if shares else None, row=row, col=1, secondary_y=False)
+
+
+def distance_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
+    """Reverse KL, KL, FID, KID: how far G's distribution is from the data's."""
+    for i, (name, _) in enumerate(_metrics(series, ("distance",))):
+        x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
+        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+                                 line={"color": PALETTE[-1 - i % len(PALETTE)]}), row=row, col=1)
+    fig.update_yaxes(rangemode="tozero", row=row, col=1)
 
 
 def alert_markers(fig: go.Figure, alerts: list[Alert], *, rows: int) -> None:
@@ -172,6 +262,13 @@ def _hover(alert: Alert) -> str:
     lines.append(line)
     return (f"<b>{html.escape(alert.kind)}</b> ({alert.severity}) at step {alert.step}<br>"
             f"{html.escape(alert.message)}<br><i>" + "<br>".join(lines) + "</i>")
+
+
+def _colorbar(fig: go.Figure, row: int, title: str) -> dict:
+    """A colorbar beside its own panel (paper coordinates from the row's domain)."""
+    low, high = fig.get_subplot(row, 1).yaxis.domain
+    return {"title": title, "len": high - low, "y": (low + high) / 2, "yanchor": "middle",
+            "thickness": 12}
 
 
 def _alpha(color: str, alpha: float) -> str:

@@ -35,3 +35,18 @@ def test_missing_series_leave_panels_empty_not_broken():
     fig = build_figure({"G/loss": (np.arange(10), np.ones(10))}, title="a <b>run</b>")
     assert [t.name for t in fig.data] == ["G loss"]
     assert fig.layout.title.text == "a &lt;b&gt;run&lt;/b&gt;"
+
+
+def test_coverage_counts_and_shares_get_their_own_axes_and_distances_their_own_panel():
+    steps = np.arange(250, 5001, 250)
+    series = {"metric/modes": (steps, np.full(20, 8.0)), "metric/hq": (steps, np.full(20, 0.9)),
+              "metric/reverse_kl": (steps, np.r_[np.inf, np.full(19, 0.1)])}
+    fig = build_figure(series)
+    by_name = {t.name: t for t in fig.data}
+    modes, hq, rkl = by_name["modes"], by_name["hq"], by_name["reverse_kl"]
+    assert modes.xaxis == hq.xaxis and modes.yaxis != hq.yaxis  # one panel, left and right axes
+    assert fig.layout[hq.yaxis.replace("y", "yaxis")].overlaying == modes.yaxis
+    assert rkl.xaxis != modes.xaxis and np.isnan(rkl.y[0])  # its own panel; inf drawn as a gap
+    # shares alone take the left axis (a right axis over an empty left one is misdrawn)
+    alone = build_figure({"metric/hq": (steps, np.full(20, 0.9))})
+    assert alone.data[0].yaxis == "y6"
