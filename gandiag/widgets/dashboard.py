@@ -17,24 +17,40 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 import traceback
 from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from gandiag.store.schema import DEFAULT_STORE
 from gandiag.train.callbacks import Callback
 from gandiag.widgets.figures import build_figure
+from gandiag.widgets.replay import Replay
+from gandiag.widgets.samples import Snapshot
+from gandiag.widgets.snapshot import take_snapshot
+from gandiag.widgets.sync import sync_figure
 
 
 class _Controls(Callback):
-    """Applies the dashboard's requests between steps: learning rates, one step."""
+    """Applies the dashboard's requests between steps, in the training thread: learning
+    rates, one step, and a samples snapshot (G and D must not run beside a step)."""
 
     def __init__(self) -> None:
         self.lr: dict[str, float] = {}
         self.single_step = False
+        self.want_snapshot = False
+        self.snapshot: Snapshot | None = None
+        self.snapshot_error: BaseException | None = None
 
     def on_step_end(self, trainer: Any) -> None:
+        if self.want_snapshot:
+            self.want_snapshot = False
+            try:
+                self.snapshot = take_snapshot(trainer)
+            except Exception as error:  # a view must never stop training
+                self.snapshot_error = error
         for role, lr in list(self.lr.items()):
             optimizer = trainer.opt_d if role == "D" else trainer.opt_g
             for group in optimizer.param_groups:
@@ -49,22 +65,31 @@ class Dashboard:
     """Live panels and controls for a `Trainer` (or a `Monitor` of a user loop)."""
 
     def __init__(self, source: Any, *, refresh_every: float = 0.5, max_points: int = 2000,
-                 title: str | None = None) -> None:
+                 title: str | None = None, samples_every: float | None = 2.0) -> None:
         if hasattr(source, "monitor") and hasattr(source, "fit"):
             self.trainer, self.monitor = source, source.monitor
         elif hasattr(source, "history") and hasattr(source, "consumers"):
             self.trainer, self.monitor = None, source
         else:
             raise TypeError(f"Dashboard: expected a gandiag.Trainer or a Monitor (gandiag.attach), "
-                            f"got {type(source).__name__}; for a stored run use build_figure(run)")
+                            f"got {type(source).__name__}; for a stored run use "
+                            "gandiag.Dashboard.from_run(name)")
         if not refresh_every > 0:
             raise ValueError(f"Dashboard: expected refresh_every > 0 seconds, got {refresh_every!r}")
+        if samples_every is not None and not samples_every > 0:
+            raise ValueError(f"Dashboard: expected samples_every > 0 seconds (or None: no samples "
+                             f"panel), got {samples_every!r}")
         self.refresh_every, self.max_points, self.title = refresh_every, max_points, title
+        self._controls = _Controls()
+        # The samples panel needs G and D between steps, which only a trainer offers.
+        self.samples_every = samples_every if self.trainer is not None else None
+        self._last_snapshot_request = time.monotonic()
+        if self.samples_every is not None and not self.trainer.running:
+            self._controls.snapshot = _quietly(take_snapshot, self.trainer)
         self.figure = go.FigureWidget(self._build())
         self.status = widgets.HTML("waiting for the first flush")
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._controls = _Controls()
         self._new_records = threading.Event()
         self._closed = threading.Event()
         self.monitor.consumers.append(self._on_records)
@@ -72,6 +97,16 @@ class Dashboard:
         self.widget = widgets.VBox([self.controls, self.status, self.figure])
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="gandiag-dashboard")
         self._refresher.start()
+
+    @classmethod
+    def from_run(cls, *runs: Any, store: str = DEFAULT_STORE, max_points: int = 2000,
+                 title: str | None = None) -> Replay:
+        """A stored run in the same panels, or several overlaid for comparison: run names
+        (the newest of that name), ids or `open_run(...)` objects from `store`.
+
+            gandiag.Dashboard.from_run("vanilla", "packed", store="runs/gandiag.sqlite")
+        """
+        return Replay(*runs, store=store, max_points=max_points, title=title)
 
     # ---- display ------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -161,6 +196,9 @@ class Dashboard:
 
     def _refresh_loop(self) -> None:
         while not self._closed.is_set():
+            if self.samples_every is not None and time.monotonic() - self._last_snapshot_request > self.samples_every:
+                self._controls.want_snapshot = True  # taken at the next step end
+                self._last_snapshot_request = time.monotonic()
             if self._new_records.wait(timeout=self.refresh_every):
                 self._new_records.clear()
                 try:
@@ -178,27 +216,21 @@ class Dashboard:
 
     def _build(self) -> go.Figure:
         return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
-                            title=self.title)
+                            title=self.title, samples=self._controls.snapshot,
+                            samples_panel=self.samples_every is not None)
 
     def refresh(self) -> None:
         """Redraw every panel from the current records (one message to the browser)."""
-        new = self._build()
-        same = [(t.type, t.name) for t in self.figure.data] == [(t.type, t.name) for t in new.data]
-        with self.figure.batch_update():
-            if same:
-                for trace, fresh in zip(self.figure.data, new.data):
-                    for field in ("x", "y", "z", "text"):
-                        if field in fresh and fresh[field] is not None:
-                            trace[field] = fresh[field]
-            else:
-                self.figure.data = []
-                self.figure.add_traces(list(new.data))
-            self.figure.layout.shapes = new.layout.shapes
+        sync_figure(self.figure, self._build())
         step = self.monitor.step
         alerts = self._alerts()
         self.status.value = (f"step {step}" + (f" · {len(alerts)} alert(s): "
                                                + html.escape(", ".join(sorted({a.kind for a in alerts})))
                                                if alerts else " · no alerts"))
+        if self._controls.snapshot_error is not None:
+            self.status.value += (" · samples panel off: "
+                                  + html.escape(repr(self._controls.snapshot_error)))
+            self.samples_every = None
 
     def close(self) -> None:
         """Stop refreshing and detach from the monitor."""
@@ -208,3 +240,10 @@ class Dashboard:
             self.monitor.consumers.remove(self._on_records)
         if self._refresher is not threading.current_thread():
             self._refresher.join(timeout=10)
+
+
+def _quietly(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception:  # noqa: BLE001 - the panel stays empty; training is not ours to stop
+        return None

@@ -100,6 +100,28 @@ def test_panels_refresh_with_bounded_float32_traces():
     dash.close()
 
 
+def test_the_samples_panel_follows_training_from_the_training_thread():
+    t = trainer(steps=100_000)
+    dash = Dashboard(t, refresh_every=0.05, samples_every=0.1)
+
+    def samples_step():
+        title = next(a.text for a in dash.figure.layout.annotations if a.text.startswith("samples"))
+        return int(title.split()[3].rstrip(":")) if title.startswith("samples at step") else -1
+
+    assert samples_step() == 0  # taken at once: nothing was training
+    dash.train()
+    until(lambda: samples_step() >= 100)
+    assert {"D's logit", "G(z)", "G's gradient"} <= {trace.name for trace in dash.figure.data}
+    dash.stop()
+    dash.wait(timeout=30)
+    dash.close()
+    plain = Dashboard(t, samples_every=None)
+    assert not any(a.text.startswith("samples") for a in plain.figure.layout.annotations)
+    plain.close()
+    with pytest.raises(ValueError, match="samples_every > 0"):
+        Dashboard(t, samples_every=0)
+
+
 def test_a_user_loop_monitor_and_bad_input():
     G, D = models.small_toy()
     with gandiag.attach(G, D) as monitor:

@@ -1,0 +1,103 @@
+"""Several runs overlaid in one figure: the same quantities, one colour per run.
+
+    >>> import numpy as np
+    >>> steps = np.arange(1, 1001)
+    >>> runs = {"vanilla": {"G/loss": (steps, np.ones(1000))}, "packed": {"G/loss": (steps, np.zeros(1000))}}
+    >>> fig = compare_figure(runs)
+    >>> sorted({trace.legendgroup for trace in fig.data})
+    ['packed', 'vanilla']
+
+Per-layer heatmaps do not overlay, so the gradient panel shows each model's total norm
+(log scale); the run store keeps the per-layer norms for `build_figure(run)`.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gandiag.detect.alert import Alert
+from gandiag.detect.diagnosis import series_of
+from gandiag.widgets.decimate import minmax
+from gandiag.widgets.figures import ROW_HEIGHT, _hover, _metrics
+
+RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+# (title, [(key or derived name, line dash, label)]) per panel
+COMPARE_PANELS = (
+    ("losses (solid: D, dashed: G; x: step = G updates)", [("D/loss", "solid", "D loss"), ("G/loss", "dash", "G loss")]),
+    ("logit gap: mean D(x) - mean D(G(z))", [("gap", "solid", "logit gap")]),
+    ("r_t = mean sign D(x) (solid), accuracy on fake (dotted)",
+     [("D/out_real/sign", "solid", "r_t"), ("D/out_fake/acc", "dot", "accuracy on fake")]),
+    ("total gradient norm (solid: D, dashed: G; log scale)",
+     [("D/grad_norm/total", "solid", "D grad norm"), ("G/grad_norm/total", "dash", "G grad norm")]),
+    ("mode coverage: counts (solid), shares (dotted)", [("counts+shares", "solid", "")]),
+    ("distance to the data (lower is better)", [("distances", "solid", "")]),
+)
+
+
+def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]] | None = None, *,
+                   max_points: int = 2000, title: str | None = None) -> go.Figure:
+    """Overlay `runs` ({label: anything `build_figure` takes}); `alerts` ({label: alerts})
+    are marked in their run's colour."""
+    if not runs:
+        raise ValueError("compare_figure: expected at least one run, got none; pass {label: run}")
+    fig = make_subplots(rows=len(COMPARE_PANELS), cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=[panel_title for panel_title, _ in COMPARE_PANELS])
+    for i, (label, source) in enumerate(runs.items()):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        series, _ = series_of(source)
+        shown = False
+        for row, (_, lines) in enumerate(COMPARE_PANELS, start=1):
+            for key, dash, name in _expand(series, lines):
+                if key not in series:
+                    continue
+                x, y = minmax(*series[key], max_points=max_points)
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, mode="lines", line={"color": color, "width": 1.2, "dash": dash},
+                    name=label, legendgroup=label, showlegend=not shown,
+                    hovertemplate=f"{html.escape(label)}: {html.escape(name)} %{{y:.4g}} at step %{{x:.0f}}<extra></extra>"),
+                    row=row, col=1)
+                shown = True
+        _alert_marks(fig, label, list((alerts or {}).get(label, [])), color)
+    fig.update_yaxes(type="log", row=4, col=1)
+    fig.update_layout(height=int(ROW_HEIGHT * len(COMPARE_PANELS)) + 120,
+                      title=html.escape(title) if title else None, template="plotly_white",
+                      legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
+                              "title": {"text": "runs:"}},
+                      margin={"l": 60, "r": 20, "t": 110, "b": 40})
+    return fig
+
+
+def _expand(series: dict, lines: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Derived lines: the logit gap, and each scheduled metric of the run."""
+    out = []
+    for key, dash, name in lines:
+        if key == "gap" and "D/out_real/mean" in series and "D/out_fake/mean" in series:
+            steps, real = series["D/out_real/mean"]
+            series["gap"] = (steps, real - np.interp(steps, *series["D/out_fake/mean"]))
+            out.append(("gap", dash, name))
+        elif key == "counts+shares":
+            out += [(f"metric/{m}", "solid" if kind == "count" else "dot", m)
+                    for m, kind in _metrics(series, ("count", "share"))]
+        elif key == "distances":
+            out += [(f"metric/{m}", "solid", m) for m, _ in _metrics(series, ("distance",))]
+        else:
+            out.append((key, dash, name))
+    return out
+
+
+def _alert_marks(fig: go.Figure, label: str, alerts: list[Alert], color: str) -> None:
+    if not alerts:
+        return
+    for alert in alerts:
+        for row in range(1, len(COMPARE_PANELS) + 1):
+            fig.add_vline(x=alert.step, line={"color": color, "width": 1, "dash": "dash"}, row=row, col=1)
+    fig.add_trace(go.Scatter(
+        x=np.array([a.step for a in alerts], np.float32), y=np.zeros(len(alerts), np.float32),
+        mode="markers", marker={"symbol": "triangle-up", "size": 11, "color": color}, name=label,
+        legendgroup=label, showlegend=False, text=[f"{html.escape(label)}: {_hover(a)}" for a in alerts],
+        hovertemplate="%{text}<extra></extra>"), row=1, col=1)
