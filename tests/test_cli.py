@@ -72,12 +72,15 @@ def test_diagnose_a_stored_run(tmp_path, capsys):
 
     from gandiag.hooks.records import Records
     from gandiag.store import RunWriter
+    from gandiag.store.png import samples_png
 
     store = tmp_path / "s.sqlite"
     steps = np.arange(1, 101)
     with RunWriter(store, name="broken") as writer:
         writer.write(Records(scalars={"D/loss": (steps, np.where(steps >= 70, np.nan, 1.3)),
                                       "nonfinite/loss": (steps, (steps >= 70).astype(float))}))
+        for step in (10, 50, 90):
+            writer.add_sample(step, samples_png(np.random.default_rng(step).normal(size=(100, 2))))
     assert main(["diagnose", "broken", "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Diagnosis of run 1 ('broken', finished, 100 steps): 1 alert(s) (nonfinite)")
@@ -101,12 +104,15 @@ def test_report_is_one_offline_html_file_with_escaped_strings(tmp_path, capsys):
 
     from gandiag.hooks.records import Records
     from gandiag.store import RunWriter
+    from gandiag.store.png import samples_png
 
     store = tmp_path / "s.sqlite"
     steps = np.arange(1, 101)
     with RunWriter(store, name="<script>alert(1)</script>", config={"note": "<b>mine</b>"}) as writer:
         writer.write(Records(scalars={"D/loss": (steps, np.where(steps >= 70, np.nan, 1.3)),
                                       "nonfinite/loss": (steps, (steps >= 70).astype(float))}))
+        for step in (10, 50, 90):
+            writer.add_sample(step, samples_png(np.random.default_rng(step).normal(size=(100, 2))))
     out = tmp_path / "r" / "report.html"
     assert main(["report", "1", "--store", str(store), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
@@ -115,3 +121,5 @@ def test_report_is_one_offline_html_file_with_escaped_strings(tmp_path, capsys):
     assert "&lt;b&gt;mine&lt;/b&gt;" in text and "nonfinite" in text and "set_detect_anomaly" in text
     # plotly.js is inlined (no script loaded from the network): works offline
     assert 'src="http' not in text and "src='http" not in text and len(text) > 1_000_000
+    # the stored samples: the last in the samples panel, all three in the gallery
+    assert "samples at step 90" in text and text.count("<figcaption>step ") == 3
