@@ -4,6 +4,7 @@
     dash                                   # shows it
     dash.train(5000)                       # trains in a background thread; the notebook stays usable
     dash.wait()                            # joins; re-raises an exception from training
+                                           # (the buttons wait while a cell runs: Interrupt stops)
 
 Why a background thread: on ipykernel 7.4 a button click is not delivered while a
 synchronous cell runs (JUPYTER.md), so the controls (pause, resume, stop, one step,
@@ -86,6 +87,7 @@ class Dashboard:
         self._last_snapshot_request = time.monotonic()
         if self.samples_every is not None and not self.trainer.running:
             self._controls.snapshot = _quietly(take_snapshot, self.trainer)
+        self._expects_metrics = _expects_metrics(self.trainer)
         self.figure = go.FigureWidget(self._build())
         self.status = widgets.HTML("waiting for the first flush")
         self.error: BaseException | None = None
@@ -133,8 +135,9 @@ class Dashboard:
                              *self.lr_sliders.values()])
 
     # ---- training -----------------------------------------------------------------
-    def train(self, steps: int | None = None) -> "Dashboard":
-        """Train `steps` more steps in a background thread; returns at once."""
+    def train(self, steps: int | None = None) -> None:
+        """Train `steps` more steps in a background thread; returns at once (and returns
+        nothing, so a cell ending in `dash.train(n)` does not show the dashboard again)."""
         if self.trainer is None:
             raise TypeError("Dashboard.train: this dashboard watches a user loop (a Monitor); run "
                             "your loop as usual, the panels refresh at each flush")
@@ -146,7 +149,6 @@ class Dashboard:
         self._thread = threading.Thread(target=self._train, args=(steps,), daemon=True,
                                         name="gandiag-training")
         self._thread.start()
-        return self
 
     def _train(self, steps: int | None) -> None:
         try:
@@ -158,13 +160,26 @@ class Dashboard:
         finally:
             self._new_records.set()
 
-    def wait(self, timeout: float | None = None) -> "Dashboard":
-        """Join the training thread; re-raise what stopped it with an error."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def wait(self, timeout: float | None = None) -> None:
+        """Join the training thread; re-raise what stopped it with an error.
+
+        While `wait()` runs, the kernel is busy and the dashboard's buttons cannot reach it
+        (ipykernel 7.4 handles no widget message during a running cell): call it where a
+        script must block (nbval, the end of a notebook), and stop a waiting cell with
+        Kernel -> Interrupt, which stops training cleanly at the next step."""
+        if self._thread is None:
+            return
+        end = None if timeout is None else time.monotonic() + timeout
+        try:
+            while self._thread.is_alive() and (end is None or time.monotonic() < end):
+                self._thread.join(0.1)  # short joins: an interrupt gets through at once
+        except KeyboardInterrupt:
+            self.stop()
+            self._thread.join()
+            self.status.value += " · stopped by Kernel -> Interrupt"
+            raise
         if self.error is not None:
             raise self.error
-        return self
 
     def pause(self) -> None:
         self.pause_button.value = True
@@ -217,7 +232,8 @@ class Dashboard:
     def _build(self) -> go.Figure:
         return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
                             title=self.title, samples=self._controls.snapshot,
-                            samples_panel=self.samples_every is not None)
+                            samples_panel=self.samples_every is not None,
+                            metric_panels=self._expects_metrics)
 
     def refresh(self) -> None:
         """Redraw every panel from the current records (one message to the browser)."""
@@ -240,6 +256,20 @@ class Dashboard:
             self.monitor.consumers.remove(self._on_records)
         if self._refresher is not threading.current_thread():
             self._refresher.join(timeout=10)
+
+
+def _expects_metrics(trainer: Any) -> bool:
+    """Will `metric/*` series come? Decided once, so the panels keep their places: a metric
+    schedule or a store recorder that evaluates self-scoring data says yes; a user loop
+    may record metrics at any time, so it keeps the panels too."""
+    if trainer is None:
+        return True
+    for callback in trainer.callbacks:
+        name = type(callback).__name__
+        if name == "MetricSchedule" or (name == "StoreRecorder" and getattr(callback, "evaluate", False)
+                                         and trainer.can_evaluate):
+            return True
+    return any(key.startswith("metric/") for key in trainer.history)
 
 
 def _quietly(function: Any, *args: Any) -> Any:

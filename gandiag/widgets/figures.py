@@ -44,14 +44,19 @@ ROW_HEIGHT = 220  # pixels per unit of a panel's relative height
 
 def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_points: int = 2000,
                  title: str | None = None, samples: Snapshot | None = None,
-                 samples_panel: bool | None = None) -> go.Figure:
+                 samples_panel: bool | None = None, metric_panels: bool | None = None) -> go.Figure:
     """Every panel of a run: `source` is anything `gandiag.diagnose` takes (a stored run,
     a trainer, a monitor, a history or {key: (steps, values)}); `alerts` are marked on the
     time axes with their explanation on hover; `samples` (a `take_snapshot` or a stored
     PNG as `ImageSnapshot`) fills a samples panel, which `samples_panel=True` keeps even
-    while empty (a live dashboard whose first snapshot is still to come)."""
+    while empty (a live dashboard whose first snapshot is still to come). The coverage
+    and distance panels are drawn when there are `metric/*` series, or when
+    `metric_panels=True` (metrics scheduled but not evaluated yet)."""
     series, _ = series_of(source)
-    panels = list(TIME_PANELS) + ([SAMPLES_PANEL] if (samples_panel or samples is not None) else [])
+    if metric_panels is None:
+        metric_panels = any(key.startswith("metric/") for key in series)
+    panels = [panel for panel in TIME_PANELS if metric_panels or panel[0] not in ("coverage", "distance")]
+    panels += [SAMPLES_PANEL] if (samples_panel or samples is not None) else []
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.025,
                         subplot_titles=[label for _, label, _ in panels],
                         row_heights=[height for *_, height in panels],
@@ -62,10 +67,12 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     balance_panel(fig, series, row=row["balance"], max_points=max_points)
     gradients_panel(fig, series, "G", row=row["G gradients"])
     gradients_panel(fig, series, "D", row=row["D gradients"])
-    coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
-    distance_panel(fig, series, row=row["distance"], max_points=max_points)
-    alert_markers(fig, list(alerts or []), rows=len(TIME_PANELS))
-    for r in range(2, len(TIME_PANELS) + 1):  # the time panels zoom together
+    if metric_panels:
+        coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
+        distance_panel(fig, series, row=row["distance"], max_points=max_points)
+    time_rows = len(panels) - ("samples" in row)
+    alert_markers(fig, list(alerts or []), rows=time_rows)
+    for r in range(2, time_rows + 1):  # the time panels zoom together
         fig.update_xaxes(matches="x", row=r, col=1)
     if "samples" in row:
         samples_panel_traces(fig, samples, row=row["samples"])

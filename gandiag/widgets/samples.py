@@ -58,9 +58,9 @@ def samples_panel_traces(fig: go.Figure, snapshot: Snapshot | None, *, row: int)
     fig.update_xaxes(constrain="domain", row=row, col=1)
     if isinstance(snapshot, PlaneSnapshot):
         outside, longest = _plane(fig, snapshot, row)
-        title = (f"samples at step {snapshot.step}: G(z) over the real data, D's logit (green: real, "
-                 f"pink: fake)<br>arrows: where G's update moves its samples (longest: {longest:.2g})"
-                 + (f"; {outside} of G's samples outside the view" if outside else ""))
+        title = (f"samples at step {snapshot.step}: G(z) over real data<br>D's logit (green: real, "
+                 f"pink: fake), arrows: G's update (longest {longest:.2g})"
+                 + (f"<br>{outside} of G's samples outside the view" if outside else ""))
     elif isinstance(snapshot, ImageSnapshot):
         fig.add_trace(go.Image(source="data:image/png;base64," + base64.b64encode(snapshot.png).decode(),
                                name="samples", hoverinfo="skip"), row=row, col=1)

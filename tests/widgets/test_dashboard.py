@@ -90,7 +90,8 @@ def test_an_exception_in_training_is_shown_and_reraised_by_wait():
 def test_panels_refresh_with_bounded_float32_traces():
     t = trainer(steps=400)
     dash = Dashboard(t, refresh_every=0.05)
-    dash.train().wait(timeout=60)
+    dash.train()
+    dash.wait(timeout=60)
     dash.refresh()
     names = {trace.name for trace in dash.figure.data}
     assert {"D loss", "G loss", "r_t", "G gradients"} <= names
@@ -120,6 +121,21 @@ def test_the_samples_panel_follows_training_from_the_training_thread():
     plain.close()
     with pytest.raises(ValueError, match="samples_every > 0"):
         Dashboard(t, samples_every=0)
+
+
+def test_interrupting_wait_stops_training_cleanly():
+    import _thread
+    import threading
+
+    t = trainer()
+    dash = Dashboard(t, refresh_every=0.05)
+    dash.train()
+    until(lambda: t.step > 20)
+    threading.Timer(0.3, _thread.interrupt_main).start()  # what Kernel -> Interrupt does
+    with pytest.raises(KeyboardInterrupt):
+        dash.wait()
+    assert not dash._thread.is_alive() and t.stop_requested and t.step < 100_000
+    dash.close()
 
 
 def test_a_user_loop_monitor_and_bad_input():

@@ -50,3 +50,11 @@ def test_coverage_counts_and_shares_get_their_own_axes_and_distances_their_own_p
     # shares alone take the left axis (a right axis over an empty left one is misdrawn)
     alone = build_figure({"metric/hq": (steps, np.full(20, 0.9))})
     assert alone.data[0].yaxis == "y6"
+
+
+def test_metric_panels_appear_with_metrics_or_when_asked():
+    titles = lambda fig: [a.text for a in fig.layout.annotations]  # noqa: E731
+    plain = build_figure(healthy(n=1000))
+    assert not any(t.startswith(("mode coverage", "distance")) for t in titles(plain))
+    asked = build_figure(healthy(n=1000), metric_panels=True)
+    assert sum(t.startswith(("mode coverage", "distance")) for t in titles(asked)) == 2
