@@ -74,10 +74,12 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     alert_markers(fig, list(alerts or []), rows=time_rows)
     for r in range(2, time_rows + 1):  # the time panels zoom together
         fig.update_xaxes(matches="x", row=r, col=1)
+    height = int(ROW_HEIGHT * sum(h for *_, h in panels)) + 100
     if "samples" in row:
         samples_panel_traces(fig, samples, row=row["samples"])
+        _room_for_a_two_line_title(fig, row["samples"], pixels=24 / height)
     legend_per_panel(fig, len(panels), below=("samples",) if "samples" in row else ())
-    fig.update_layout(height=int(ROW_HEIGHT * sum(h for *_, h in panels)) + 100,
+    fig.update_layout(height=height,
                       title=html.escape(title) if title else None,
                       margin={"l": 60, "r": 200, "t": 70, "b": 40}, template="plotly_white")
     return fig
@@ -269,6 +271,15 @@ def _hover(alert: Alert) -> str:
     lines.append(line)
     return (f"<b>{html.escape(alert.kind)}</b> ({alert.severity}) at step {alert.step}<br>"
             f"{html.escape(alert.message)}<br><i>" + "<br>".join(lines) + "</i>")
+
+
+def _room_for_a_two_line_title(fig: go.Figure, row: int, *, pixels: float) -> None:
+    """Lower a panel's top (and its title with it) so a two-line title clears the panel above."""
+    axis = fig.get_subplot(row, 1).yaxis
+    low, high = axis.domain
+    title = next(a for a in fig.layout.annotations if a.y == high and a.yref == "paper")
+    axis.domain = [low, high - pixels]
+    title.y = high - pixels
 
 
 def _colorbar(fig: go.Figure, row: int, title: str) -> dict:

@@ -60,7 +60,7 @@ def samples_panel_traces(fig: go.Figure, snapshot: Snapshot | None, *, row: int)
         outside, longest = _plane(fig, snapshot, row)
         title = (f"samples at step {snapshot.step}: G(z) over real data<br>D's logit (green: real, "
                  f"pink: fake), arrows: G's update (longest {longest:.2g})"
-                 + (f"<br>{outside} of G's samples outside the view" if outside else ""))
+                 + (f", {outside} samples outside" if outside else ""))
     elif isinstance(snapshot, ImageSnapshot):
         fig.add_trace(go.Image(source="data:image/png;base64," + base64.b64encode(snapshot.png).decode(),
                                name="samples", hoverinfo="skip"), row=row, col=1)
