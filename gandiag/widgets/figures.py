@@ -120,11 +120,18 @@ def _line(series: dict, key: str, name: str, color: str, max_points: int, **styl
 
 
 def losses_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
-    """D's and G's losses."""
+    """D's and G's losses; in a user's loop they come from `monitor.log(...)`, which the
+    empty panel says (the hooks see D's outputs and the gradients, not the loss values)."""
     for key, name, color in (("D/loss", "D loss", COLORS["D"]), ("G/loss", "G loss", COLORS["G"])):
         trace = _line(series, key, name, color, max_points)
         if trace is not None:
             fig.add_trace(trace, row=row, col=1)
+    if "D/loss" not in series and "G/loss" not in series:
+        low, high = fig.get_subplot(row, 1).yaxis.domain
+        fig.add_annotation(text="no losses recorded yet: in your own loop, add "
+                                "monitor.log(loss_d=errD, loss_g=errG)",
+                           xref="paper", yref="paper", x=0.47, y=(low + high) / 2, showarrow=False,
+                           font={"color": "#7f7f7f"})
 
 
 def outputs_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:

@@ -58,3 +58,9 @@ def test_metric_panels_appear_with_metrics_or_when_asked():
     assert not any(t.startswith(("mode coverage", "distance")) for t in titles(plain))
     asked = build_figure(healthy(n=1000), metric_panels=True)
     assert sum(t.startswith(("mode coverage", "distance")) for t in titles(asked)) == 2
+
+
+def test_an_empty_losses_panel_says_how_to_record_losses():
+    fig = build_figure({"D/out_real/mean": (np.arange(10), np.ones(10))})
+    assert any("monitor.log(loss_d=errD, loss_g=errG)" in a.text for a in fig.layout.annotations)
+    assert not any("monitor.log" in a.text for a in build_figure(healthy(n=1000)).layout.annotations)
