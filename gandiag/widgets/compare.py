@@ -66,9 +66,8 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
     fig.update_yaxes(type="log", row=4, col=1)
     fig.update_layout(height=int(ROW_HEIGHT * len(COMPARE_PANELS)) + 120,
                       title=html.escape(title) if title else None, template="plotly_white",
-                      legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
-                              "title": {"text": "runs:"}},
-                      margin={"l": 60, "r": 20, "t": 110, "b": 40})
+                      legend={"x": 1.01, "y": 1.0, "yanchor": "top", "title": {"text": "runs"}},
+                      margin={"l": 60, "r": 140, "t": 70, "b": 40})
     return fig
 
 

@@ -3,7 +3,8 @@
 A browser draws a few thousand points per trace at interactive speed (JUPYTER.md); a
 long run has millions of steps. Each bucket of consecutive points keeps its minimum and
 its maximum, in step order, so a single spike survives decimation (a plain stride or a
-mean would hide it), and a bucket holding a NaN keeps a NaN so the line shows a gap.
+mean would hide it), and a bucket holding a NaN keeps a NaN so the line shows a gap. The
+first and the last point are always kept: a live view ends at the latest step.
 Infinities (and values beyond float32) become NaN gaps too: plotly cannot place them, and
 one infinity breaks the whole figure's autorange (seen: a reverse KL of inf when G made
 no high-quality sample). The `nonfinite` detector reports them; the plot shows a gap.
@@ -23,8 +24,8 @@ import numpy as np
 def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as float32 arrays of at most `max_points` points (float arrays travel to the
     browser as binary; int64 and lists go as JSON, 50-400x slower)."""
-    if max_points < 2:
-        raise ValueError(f"minmax: expected max_points >= 2, got {max_points}")
+    if max_points < 4:
+        raise ValueError(f"minmax: expected max_points >= 4, got {max_points}")
     steps = np.asarray(steps, dtype=np.float64).reshape(-1)
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(steps) != len(values):
@@ -32,7 +33,7 @@ def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tup
     values = np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan)
     if len(values) <= max_points:
         return steps.astype(np.float32), values.astype(np.float32)
-    buckets = max_points // 2
+    buckets = (max_points - 2) // 2  # and the two end points
     size = -(-len(values) // buckets)  # ceil
     padded = np.concatenate([values, np.full(buckets * size - len(values), np.nan)])
     blocks = padded.reshape(buckets, size)
@@ -45,6 +46,6 @@ def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tup
     has_nan = real_nan.any(axis=1)
     high = np.where(has_nan, real_nan.argmax(axis=1), high)  # a NaN gap beats the maximum
     starts = np.arange(buckets) * size
-    index = np.unique(np.concatenate([starts + low, starts + high]))
+    index = np.unique(np.concatenate([[0, len(values) - 1], starts + low, starts + high]))
     index = index[index < len(values)]
     return steps[index].astype(np.float32), values[index].astype(np.float32)

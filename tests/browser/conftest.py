@@ -66,7 +66,12 @@ def jupyter_lab(tmp_path):
     root, home = tmp_path / "notebooks", tmp_path / "jupyter"
     root.mkdir()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_DATA_DIR=str(home / "data"))
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"))
+    # Every cell stays in the page (JupyterLab 4 leaves cells out of view out of the DOM),
+    # so a test can read any cell's prompt and output.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     # The notebook's kernel ("gandiag-test") is this interpreter, the one that has gandiag,
     # whatever other kernelspecs the machine holds.
     kernelspec = home / "data" / "kernels" / KERNEL

@@ -31,8 +31,8 @@ def test_short_series_are_unchanged_and_bad_input_is_refused():
     assert x.tolist() == [1, 2, 3] and np.isnan(y[1])
     with pytest.raises(ValueError, match="3 steps but 2 values"):
         minmax([1, 2, 3], [1, 2])
-    with pytest.raises(ValueError, match="max_points >= 2"):
-        minmax([1], [1], max_points=1)
+    with pytest.raises(ValueError, match="max_points >= 4"):
+        minmax([1], [1], max_points=3)
 
 
 @pytest.mark.parametrize("n", [10, 100_000])
@@ -43,3 +43,10 @@ def test_infinities_and_float32_overflow_become_gaps(n):
     x, y = minmax(np.arange(n), values, max_points=100)
     gaps = set(x[np.isnan(y)].tolist())
     assert np.isfinite(y[~np.isnan(y)]).all() and (gaps >= {3.0, 5.0} if n <= 100 else 3.0 in gaps)
+
+
+@pytest.mark.parametrize("n", [2001, 6000, 999_999])
+def test_the_first_and_last_steps_are_always_kept(n):
+    # a live view must end at the latest step, whatever the bucket's min and max are
+    x, y = minmax(np.arange(1, n + 1), np.sin(np.arange(n)), max_points=2000)
+    assert x[0] == 1 and x[-1] == n and len(x) <= 2000
