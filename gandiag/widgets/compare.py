@@ -14,16 +14,15 @@ Per-layer heatmaps do not overlay, so the gradient panel shows each model's tota
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gandiag.detect.alert import Alert
-from gandiag.detect.diagnosis import series_of
 from gandiag.widgets.decimate import minmax
-from gandiag.widgets.figures import ROW_HEIGHT, _hover, _metrics
+from gandiag.widgets.figures import ROW_HEIGHT, _hover, _metrics, add_lines, drawable_series, thin_out
 
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 # (title, [(key or derived name, line dash, label)]) per panel
@@ -49,13 +48,11 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
                         subplot_titles=[panel_title for panel_title, _ in COMPARE_PANELS])
     for i, (label, source) in enumerate(runs.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        series, _ = series_of(source)
+        series = drawable_series(source)  # a stored run is read key by key
         shown = False
         for row, (_, lines) in enumerate(COMPARE_PANELS, start=1):
-            for key, dash, name in _expand(series, lines):
-                if key not in series:
-                    continue
-                x, y = minmax(*series[key], max_points=max_points)
+            for key, dash, name, data in _expand(series, lines):
+                x, y = minmax(*data, max_points=max_points)
                 fig.add_trace(go.Scatter(
                     x=x, y=y, mode="lines", line={"color": color, "width": 1.2, "dash": dash},
                     name=label, legendgroup=label, showlegend=not shown,
@@ -71,30 +68,27 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
     return fig
 
 
-def _expand(series: dict, lines: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """Derived lines: the logit gap, and each scheduled metric of the run."""
-    out = []
+def _expand(series: Mapping, lines: list[tuple[str, str, str]]) -> Iterator[tuple[str, str, str, Any]]:
+    """(key, dash, label, (steps, values)) of each line the run has: derived ones (the
+    logit gap) and each scheduled metric included."""
     for key, dash, name in lines:
-        if key == "gap" and "D/out_real/mean" in series and "D/out_fake/mean" in series:
-            steps, real = series["D/out_real/mean"]
-            series["gap"] = (steps, real - np.interp(steps, *series["D/out_fake/mean"]))
-            out.append(("gap", dash, name))
-        elif key == "counts+shares":
-            out += [(f"metric/{m}", "solid" if kind == "count" else "dot", m)
-                    for m, kind in _metrics(series, ("count", "share"))]
-        elif key == "distances":
-            out += [(f"metric/{m}", "solid", m) for m, _ in _metrics(series, ("distance",))]
-        else:
-            out.append((key, dash, name))
-    return out
+        if key == "gap":
+            if "D/out_real/mean" in series and "D/out_fake/mean" in series:
+                steps, real = series["D/out_real/mean"]
+                yield key, dash, name, (steps, real - np.interp(steps, *series["D/out_fake/mean"]))
+        elif key in ("counts+shares", "distances"):
+            kinds = ("count", "share") if key == "counts+shares" else ("distance",)
+            for metric, kind in _metrics(series, kinds):
+                yield f"metric/{metric}", "dot" if kind == "share" else "solid", metric, series[f"metric/{metric}"]
+        elif key in series:
+            yield key, dash, name, series[key]
 
 
 def _alert_marks(fig: go.Figure, label: str, alerts: list[Alert], color: str) -> None:
     if not alerts:
         return
-    for alert in alerts:
-        for row in range(1, len(COMPARE_PANELS) + 1):
-            fig.add_vline(x=alert.step, line={"color": color, "width": 1, "dash": "dash"}, row=row, col=1)
+    add_lines(fig, thin_out([(alert.step, color) for alert in alerts], 30),
+              rows=range(1, len(COMPARE_PANELS) + 1))
     fig.add_trace(go.Scatter(
         x=np.array([a.step for a in alerts], np.float32), y=np.zeros(len(alerts), np.float32),
         mode="markers", marker={"symbol": "triangle-up", "size": 11, "color": color}, name=label,

@@ -34,6 +34,9 @@ from gandiag.widgets.snapshot import take_snapshot
 from gandiag.widgets.sync import sync_figure
 
 
+REST_FACTOR = 20  # the refresher rests 20x as long as a refresh took (measured ~90 ms)
+
+
 class _Controls(Callback):
     """Applies the dashboard's requests between steps, in the training thread: learning
     rates, one step, and a samples snapshot (G and D must not run beside a step)."""
@@ -214,13 +217,18 @@ class Dashboard:
             if self.samples_every is not None and time.monotonic() - self._last_snapshot_request > self.samples_every:
                 self._controls.want_snapshot = True  # taken at the next step end
                 self._last_snapshot_request = time.monotonic()
+            pause = self.refresh_every
             if self._new_records.wait(timeout=self.refresh_every):
                 self._new_records.clear()
+                started = time.perf_counter()
                 try:
                     self.refresh()
                 except Exception as error:  # never let drawing stop training
                     self.status.value = f"dashboard refresh failed: {html.escape(repr(error))}"
-            self._closed.wait(self.refresh_every)
+                # Drawing holds the GIL that training needs: rest at least REST_FACTOR
+                # times as long as the refresh took, so it takes <= ~1/REST_FACTOR of it.
+                pause = max(pause, REST_FACTOR * (time.perf_counter() - started))
+            self._closed.wait(pause)
 
     def _alerts(self) -> list:
         diagnosis = getattr(self.monitor, "diagnosis", None)

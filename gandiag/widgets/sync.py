@@ -19,8 +19,10 @@ def sync_figure(widget: go.FigureWidget, new: go.Figure) -> None:
                         trace[field] = fresh[field]
                 if "marker" in fresh and fresh.marker.size is not None:
                     trace.marker.size = fresh.marker.size
-        widget.layout.shapes = new.layout.shapes
-        widget.layout.annotations = new.layout.annotations
+        for part in ("shapes", "annotations"):  # assigned only when they changed: shapes
+            fresh = [item.to_plotly_json() for item in new.layout[part]]  # are validated one by one
+            if fresh != [item.to_plotly_json() for item in widget.layout[part]]:
+                widget.layout[part] = fresh
         for name in new.layout:  # the samples panel (the square one) follows its data
             anchor = getattr(new.layout[name], "scaleanchor", None) if name.startswith("yaxis") else None
             if anchor:

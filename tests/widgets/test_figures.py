@@ -64,3 +64,11 @@ def test_an_empty_losses_panel_says_how_to_record_losses():
     fig = build_figure({"D/out_real/mean": (np.arange(10), np.ones(10))})
     assert any("monitor.log(loss_d=errD, loss_g=errG)" in a.text for a in fig.layout.annotations)
     assert not any("monitor.log" in a.text for a in build_figure(healthy(n=1000)).layout.annotations)
+
+
+def test_alert_lines_stay_bounded_and_every_alert_keeps_its_marker():
+    alerts = [Alert("exploding_gradients", step=step, severity="warning", message="m", evidence={},
+                    explanation="e", fixes=[]) for step in range(100, 40_100, 100)]  # 400 alerts
+    fig = build_figure(healthy(n=50_000), alerts)
+    assert len(fig.layout.shapes) <= 61 * 5  # about MAX_ALERT_LINES per panel, five panels
+    assert len(next(t for t in fig.data if t.name == "alerts").x) == 400
