@@ -156,6 +156,8 @@ class Dashboard:
     def _train(self, steps: int | None) -> None:
         try:
             self.trainer.fit(steps)
+            if self.samples_every is not None:  # the samples panel ends where training did
+                self._controls.snapshot = _quietly(take_snapshot, self.trainer)
         except BaseException as error:  # shown in the widget, re-raised by wait()
             self.error = error
             text = "".join(traceback.format_exception_only(type(error), error)).strip()
@@ -266,12 +268,12 @@ class Dashboard:
             self._refresher.join(timeout=10)
 
 
-def _expects_metrics(trainer: Any) -> bool:
-    """Will `metric/*` series come? Decided once, so the panels keep their places: a metric
-    schedule or a store recorder that evaluates self-scoring data says yes; a user loop
-    may record metrics at any time, so it keeps the panels too."""
+def _expects_metrics(trainer: Any) -> bool | None:
+    """Will `metric/*` series come? For a trainer, decided once so the panels keep their
+    places: a metric schedule or a store recorder that evaluates self-scoring data says
+    yes. For a user loop, None: the panels appear with the first metric it records."""
     if trainer is None:
-        return True
+        return None
     for callback in trainer.callbacks:
         name = type(callback).__name__
         if name == "MetricSchedule" or (name == "StoreRecorder" and getattr(callback, "evaluate", False)

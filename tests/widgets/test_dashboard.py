@@ -95,6 +95,8 @@ def test_panels_refresh_with_bounded_float32_traces():
     dash.refresh()
     names = {trace.name for trace in dash.figure.data}
     assert {"D loss", "G loss", "r_t", "G gradients"} <= names
+    # the samples panel ends where training did
+    assert any(a.text.startswith("samples at step 400:") for a in dash.figure.layout.annotations)
     for trace in dash.figure.data:
         if trace.type == "scatter":
             assert 0 < len(trace.x) <= 2000 and np.asarray(trace.y).dtype == np.float32
