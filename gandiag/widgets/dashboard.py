@@ -34,7 +34,8 @@ from gandiag.widgets.snapshot import take_snapshot
 from gandiag.widgets.sync import sync_figure
 
 
-REST_FACTOR = 20  # the refresher rests 20x as long as a refresh took (measured ~90 ms)
+REST_FACTOR = 20  # the refresher rests 20x as long as a refresh took (measured ~90 ms) ...
+MAX_REST = 5.0  # ... but at most 5 s, so a loaded machine still sees the run move
 
 
 class _Controls(Callback):
@@ -94,6 +95,7 @@ class Dashboard:
         self.figure = go.FigureWidget(self._build())
         self.status = widgets.HTML("waiting for the first flush")
         self.error: BaseException | None = None
+        self._interrupted = False
         self._thread: threading.Thread | None = None
         self._new_records = threading.Event()
         self._closed = threading.Event()
@@ -148,7 +150,7 @@ class Dashboard:
             raise RuntimeError("Dashboard.train: training is already running; wait() or stop() first")
         if self._controls not in self.trainer.callbacks:
             self.trainer.callbacks.append(self._controls)
-        self.error = None
+        self.error, self._interrupted = None, False
         self._thread = threading.Thread(target=self._train, args=(steps,), daemon=True,
                                         name="gandiag-training")
         self._thread.start()
@@ -181,6 +183,7 @@ class Dashboard:
         except KeyboardInterrupt:
             self.stop()
             self._thread.join()
+            self._interrupted = True  # said in the status line from now on
             self.status.value += " · stopped by Kernel -> Interrupt"
             raise
         if self.error is not None:
@@ -227,9 +230,9 @@ class Dashboard:
                     self.refresh()
                 except Exception as error:  # never let drawing stop training
                     self.status.value = f"dashboard refresh failed: {html.escape(repr(error))}"
-                # Drawing holds the GIL that training needs: rest at least REST_FACTOR
-                # times as long as the refresh took, so it takes <= ~1/REST_FACTOR of it.
-                pause = max(pause, REST_FACTOR * (time.perf_counter() - started))
+                # Drawing holds the GIL that training needs: rest REST_FACTOR times as
+                # long as the refresh took, so it takes <= ~1/REST_FACTOR of it.
+                pause = max(pause, min(REST_FACTOR * (time.perf_counter() - started), MAX_REST))
             self._closed.wait(pause)
 
     def _alerts(self) -> list:
@@ -253,6 +256,8 @@ class Dashboard:
         self.status.value = (f"step {step}" + (f" · {len(alerts)} alert(s): "
                                                + html.escape(", ".join(sorted({a.kind for a in alerts})))
                                                if alerts else " · no alerts"))
+        if self._interrupted:
+            self.status.value += " · stopped by Kernel -> Interrupt"
         if self._controls.snapshot_error is not None:
             self.status.value += (" · samples panel off: "
                                   + html.escape(repr(self._controls.snapshot_error)))

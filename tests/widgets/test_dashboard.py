@@ -126,17 +126,26 @@ def test_the_samples_panel_follows_training_from_the_training_thread():
 
 
 def test_interrupting_wait_stops_training_cleanly():
-    import _thread
-    import threading
-
     t = trainer()
     dash = Dashboard(t, refresh_every=0.05)
     dash.train()
     until(lambda: t.step > 20)
-    threading.Timer(0.3, _thread.interrupt_main).start()  # what Kernel -> Interrupt does
+    # Kernel -> Interrupt raises KeyboardInterrupt in the main thread, inside wait()'s join.
+    # Raised here by the join itself: interrupt_main() needs a SIGINT handler, which a
+    # background CI job does not have (and there it also aborted Python at exit).
+    real_join, interrupted = dash._thread.join, []
+
+    def join(timeout=None):
+        if not interrupted and t.step > 40:
+            interrupted.append(t.step)
+            raise KeyboardInterrupt
+        return real_join(timeout)
+
+    dash._thread.join = join
     with pytest.raises(KeyboardInterrupt):
         dash.wait()
     assert not dash._thread.is_alive() and t.stop_requested and t.step < 100_000
+    assert "stopped by Kernel -> Interrupt" in dash.status.value
     dash.close()
 
 
