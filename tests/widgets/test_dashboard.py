@@ -12,14 +12,6 @@ from gandiag import data, models
 from gandiag.widgets.dashboard import Dashboard
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def trainer(steps=100_000, **config):
     torch.manual_seed(0)
     G, D = models.small_toy()

@@ -11,14 +11,6 @@ from gandiag.store import RunStoreError, StoreRecorder
 from gandiag.widgets.compare import compare_figure
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def stored_run(path, name, steps=120, **config):
     torch.manual_seed(0)
     G, D = models.small_toy(pack=config.get("pack", 1))

@@ -11,14 +11,6 @@ from gandiag.widgets.samples import ImageSnapshot, PlaneSnapshot
 from gandiag.widgets.snapshot import take_snapshot
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def ring_trainer(pack=1, loss="nonsaturating", seed=0):
     torch.manual_seed(seed)
     G, D = models.small_toy(pack=pack)
