@@ -78,7 +78,7 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     height = int(ROW_HEIGHT * sum(h for *_, h in panels)) + 100
     if "samples" in row:
         samples_panel_traces(fig, samples, row=row["samples"])
-        _room_for_a_two_line_title(fig, row["samples"], pixels=24 / height)
+        _room_for_a_two_line_title(fig, row["samples"], share=24 / height)  # 24 px
     legend_per_panel(fig, len(panels), below=("samples",) if "samples" in row else ())
     fig.update_layout(height=height,
                       title=html.escape(title) if title else None,
@@ -337,13 +337,13 @@ def _hover(alert: Alert) -> str:
             f"{html.escape(alert.message)}<br><i>" + "<br>".join(lines) + "</i>")
 
 
-def _room_for_a_two_line_title(fig: go.Figure, row: int, *, pixels: float) -> None:
+def _room_for_a_two_line_title(fig: go.Figure, row: int, *, share: float) -> None:
     """Lower a panel's top (and its title with it) so a two-line title clears the panel above."""
     axis = fig.get_subplot(row, 1).yaxis
     low, high = axis.domain
     title = next(a for a in fig.layout.annotations if a.y == high and a.yref == "paper")
-    axis.domain = [low, high - pixels]
-    title.y = high - pixels
+    axis.domain = [low, high - share]
+    title.y = high - share
 
 
 def _colorbar(fig: go.Figure, row: int, title: str) -> dict:
