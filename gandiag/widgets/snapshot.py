@@ -36,16 +36,15 @@ def take_snapshot(trainer: Any, *, n: int = 500, arrows: int = 100, resolution: 
     """A snapshot of `trainer`'s G and D, or None for data that is neither 2-D points nor
     images. Cost on the toy pair: a few ms (D on resolution² points, one backward on
     `arrows` samples)."""
-    G, D, device = trainer.G, trainer.D, trainer.device
-    noise = torch.Generator(device=device).manual_seed(0)
-    z = torch.randn((n, *trainer.z_shape), generator=noise, device=device)
-    with _quiet(trainer), _eval(G), torch.no_grad():
-        fake = G(z[:images]).float()  # a grid's worth first: images need no more
-        if fake.dim() == 4 and fake.shape[1] in (1, 3):
-            return ImageSnapshot(trainer.step, samples_png(fake.cpu().numpy()))
-        if not (fake.dim() == 2 and fake.shape[1] == 2):
-            return None
-        fake = G(z).float()
+    D, device = trainer.D, trainer.device
+    # The G being trained (not its EMA: D's surface and the arrows are about this one),
+    # from fixed noise, in eval mode: the trainer's own sampler.
+    fake = trainer.sample(images, ema=False)  # a grid's worth first: images need no more
+    if fake.dim() == 4 and fake.shape[1] in (1, 3):
+        return ImageSnapshot(trainer.step, samples_png(fake.cpu().numpy()))
+    if not (fake.dim() == 2 and fake.shape[1] == 2):
+        return None
+    fake = trainer.sample(n, ema=False)
     real = _real_points(trainer, n, device)
     m = trainer.config.pack
     with _quiet(trainer), _eval(D):
