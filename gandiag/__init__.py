@@ -13,7 +13,7 @@ from gandiag import data, detect, metrics, models
 from gandiag.detect import Alert, diagnose
 from gandiag.hooks import Monitor, attach
 from gandiag.store import list_runs, open_run
-from gandiag.train import Callback, TrainConfig, Trainer
+from gandiag.train import Callback, TrainConfig, Trainer, capture_step
 
 __version__ = "0.1.0"
 
@@ -26,5 +26,5 @@ def __getattr__(name: str):  # gandiag.Dashboard without importing plotly at `im
     raise AttributeError(f"module 'gandiag' has no attribute {name!r}")
 
 
-__all__ = ["Alert", "Callback", "Dashboard", "Monitor", "TrainConfig", "Trainer", "attach", "data", "detect",
-           "diagnose", "list_runs", "metrics", "models", "open_run", "__version__"]
+__all__ = ["Alert", "Callback", "Dashboard", "Monitor", "TrainConfig", "Trainer", "attach", "capture_step", "data",
+           "detect", "diagnose", "list_runs", "metrics", "models", "open_run", "__version__"]

@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                             "n_critic; repeat the flag for several (e.g. --stabilise pack=2)")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     train.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    train.add_argument("--capture", choices=("none", "cuda_graph", "compile"), default="none",
+                       help="run each step as one CUDA graph or through torch.compile (CUDA)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--log-every", type=int, default=500, help="steps between progress lines")
     train.add_argument("--out", default="runs", help="folder for the checkpoint and summary")
@@ -128,19 +130,34 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from gandiag.detect import format_diagnosis
-    from gandiag.train import TrainConfig, parse_stabilisers
+    from gandiag.train import TrainConfig, distributed, parse_stabilisers
 
     config = TrainConfig.from_dict({
         "loss": args.loss, "steps": args.steps, "batch_size": args.batch_size,
         "lr_g": args.lr_g, "lr_d": args.lr_d, "z_dim": args.z_dim, "device": args.device,
         "amp": args.amp, "seed": args.seed, "log_every": args.log_every,
-        **parse_stabilisers(args.stabilise),
+        "capture": args.capture, **parse_stabilisers(args.stabilise),
     })
-    summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config, args.out,
-                   args.store)
+    # Under torchrun every process runs this command: join the group, train on this
+    # rank's shard; rank 0 alone writes the store, the checkpoint and the report.
+    several = distributed.init_from_env()
+    try:
+        summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config,
+                       args.out, args.store)
+    finally:
+        if several:
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
+    if summary is None:  # ranks other than 0
+        return 0
     print(json.dumps(summary["metrics"], indent=2))
     print(format_diagnosis(summary["alerts"], name=f"run {args.name!r}"))
-    print(f"Recorded in the run store {summary['store']} (gandiag.open_run({args.name!r}, ...))")
+    if several:
+        print(f"Trained on {summary['world_size']} ranks (data parallel), batch "
+              f"{config.batch_size} per rank")
+    print(f"Recorded in the run store {summary['store']} (gandiag.open_run({args.name!r}, ...)); "
+          f"report: {summary['report']}")
     return 0
 
 
@@ -174,13 +191,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run"))
     print(f"(the packed run: {len(runs['packed']['alerts'])} alert(s); both diagnoses are stored "
           f"with the runs: gandiag diagnose vanilla --store {args.store})")
-    from gandiag.store import open_run
-    from gandiag.widgets.report import write_report
-
-    with open_run("vanilla", args.store) as run:
-        report = write_report(run, os.path.join(args.out, "vanilla-report.html"),
-                              alerts=runs["vanilla"]["alerts"])
-    print(f"The vanilla run's report (panels and diagnosis, one HTML file): {report}")
+    print(f"The vanilla run's report (panels and diagnosis, one HTML file): {runs['vanilla']['report']}")
     print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
     print(f"Both runs are recorded in the run store {runs['packed']['store']}\n"
           f"  (every flush, metrics and sample pictures; read it with "
@@ -189,14 +200,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
-         store: str) -> dict[str, Any]:
-    """Train one run with a progress line, recorded in `store`; returns (and writes) its summary."""
+         store: str) -> dict[str, Any] | None:
+    """Train one run with a progress line, recorded in `store`; returns (and writes) its
+    summary, on rank 0 (None on the other ranks of a torchrun job)."""
     import torch
 
     from gandiag import data, models
     from gandiag.detect import DiagnosisCallback
-    from gandiag.store import StoreRecorder
+    from gandiag.store import StoreRecorder, open_run
     from gandiag.train import ProgressPrinter, Trainer
+    from gandiag.widgets.report import write_report
 
     dataset = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
                "stacked": data.stacked_digits}[data_name]()
@@ -214,13 +227,18 @@ def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
     finally:
         recorder.close()
     seconds = time.perf_counter() - started
+    if trainer.rank != 0:
+        return None
     metrics: dict[str, Any] = (trainer.evaluate() if data_name in ("ring", "grid")
                                else _sample_stats(trainer.sample(2600 if data_name == "stacked" else 512),
                                                   data_name))
     os.makedirs(out, exist_ok=True)
     trainer.save(os.path.join(out, f"{name}.pt"))
+    with open_run(trainer.name, recorder.where) as run:
+        report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts)
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
-               "seconds": seconds, "device": str(trainer.device), "metrics": metrics,
+               "seconds": seconds, "device": str(trainer.device), "world_size": trainer.world_size,
+               "report": report, "metrics": metrics,
                "evaluations": progress.evaluations, "config": config.to_dict(),
                "store": recorder.where, "alerts": diagnosis.alerts}
     with open(os.path.join(out, f"{name}.json"), "w") as f:

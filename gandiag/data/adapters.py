@@ -19,7 +19,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, TensorDataset
 
 
 class BatchSource(Protocol):
@@ -31,11 +31,25 @@ class BatchSource(Protocol):
 
 
 def batch_source(
-    data: Any, *, batch_size: int, seed: int = 0, device: torch.device | str = "cpu"
+    data: Any, *, batch_size: int, seed: int = 0, device: torch.device | str = "cpu",
+    shard: tuple[int, int] = (0, 1),
 ) -> BatchSource:
-    """Wrap `data` (see the module docstring) as a `BatchSource` of `batch_size` samples."""
+    """Wrap `data` (see the module docstring) as a `BatchSource` of `batch_size` samples.
+
+    `shard=(rank, world)` under data-parallel training: an indexable data set is split so
+    that each pass shows every sample to exactly one rank, a sampler gets its own stream
+    per rank, and a DataLoader is used as given (give it a DistributedSampler).
+    """
     device = torch.device(device)
+    rank, world = shard
     if isinstance(data, DataLoader):
+        if world > 1 and not isinstance(data.sampler, DistributedSampler):
+            warnings.warn(
+                f"training on {world} ranks from a DataLoader without a DistributedSampler: "
+                "every rank sees the same batches; build the loader with "
+                "sampler=torch.utils.data.DistributedSampler(dataset)",
+                stacklevel=2,
+            )
         if data.batch_size is not None and data.batch_size != batch_size:
             warnings.warn(
                 f"the DataLoader yields batches of {data.batch_size} but batch_size is "
@@ -45,7 +59,9 @@ def batch_source(
             )
         return LoaderSource(data, device=device)
     if hasattr(data, "sample") and callable(data.sample):
-        return SamplerSource(data, batch_size=batch_size, seed=seed, device=device)
+        # Each rank its own stream: 1_000_003 apart, so that seed + 1 on one rank is not
+        # another rank's seed.
+        return SamplerSource(data, batch_size=batch_size, seed=seed + 1_000_003 * rank, device=device)
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
     if isinstance(data, TensorDataset):
@@ -56,11 +72,13 @@ def batch_source(
                 f"expected real samples as a floating-point tensor, got dtype {data.dtype}; "
                 "convert with .float() and scale images to [-1, 1]"
             )
-        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device)
+        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device,
+                             shard=shard)
     if isinstance(data, IterableDataset):
         return LoaderSource(DataLoader(data, batch_size=batch_size), device=device)
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
-        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device)
+        return IndexedSource(data, len(data), batch_size=batch_size, seed=seed, device=device,
+                             shard=shard)
     raise TypeError(
         f"expected training data as a sampler with .sample(n), a tensor or numpy array, a "
         f"Dataset or a DataLoader, got {type(data).__name__}; e.g. pass gandiag.data.ring() "
@@ -92,11 +110,13 @@ class IndexedSource:
     """Shuffled passes over an indexable collection of `length` samples.
 
     Indices come from consecutive random permutations, so a dataset smaller than one
-    batch still works and every sample is seen once per pass.
+    batch still works and every sample is seen once per pass. With `shard=(rank, world)`
+    all ranks walk the same permutations (same seed) in steps of `world` batches and each
+    takes its own batch of every step: disjoint shards, like a DistributedSampler.
     """
 
     def __init__(self, data: Any, length: int, *, batch_size: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, shard: tuple[int, int] = (0, 1)) -> None:
         if length == 0:
             raise ValueError(
                 "expected at least one training sample, got an empty dataset; check the "
@@ -105,13 +125,14 @@ class IndexedSource:
         self.data = data
         self.length = length
         self.batch_size = batch_size
+        self.rank, self.world = shard
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)  # indices live on the CPU
         self._order = torch.randperm(length, generator=self.generator)
         self._position = 0
 
     def _indices(self) -> Tensor:
-        parts, needed = [], self.batch_size
+        parts, needed = [], self.batch_size * self.world  # one batch for every rank
         while needed:
             if self._position == self.length:
                 self._order = torch.randperm(self.length, generator=self.generator)
@@ -120,7 +141,8 @@ class IndexedSource:
             parts.append(self._order[self._position:self._position + take])
             self._position += take
             needed -= take
-        return torch.cat(parts)
+        every_rank = torch.cat(parts)
+        return every_rank[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
     def next(self) -> Tensor:
         index = self._indices()

@@ -68,6 +68,8 @@ class DiagnosisCallback(Callback):
     run store of a `StoreRecorder` in the same trainer. `alerts` lists them.
     """
 
+    rank_zero_only = True  # under torchrun, rank 0 alone diagnoses
+
     def __init__(self, *, stop_on: Iterable[str] = (), warmup: int = 500,
                  thresholds: Mapping[str, Mapping[str, float]] | None = None,
                  kinds: Iterable[str] | None = None, warn: bool = True) -> None:

@@ -79,7 +79,7 @@ def _nan(trainer: Trainer) -> None:
 def _oscillate(trainer: Trainer) -> Callable[[], None]:
     # The players take turns: 50 steps D alone, 50 steps G alone (the "train D to
     # convergence, then G" pattern). Each phase undoes the last, so the losses swing.
-    base = {opt: [group["lr"] for group in opt.param_groups] for opt in (trainer.opt_d, trainer.opt_g)}
+    base = {opt: [float(group["lr"]) for group in opt.param_groups] for opt in (trainer.opt_d, trainer.opt_g)}
 
     def take_turns() -> None:
         d_turn = (trainer.step // 50) % 2 == 0

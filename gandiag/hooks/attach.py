@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from gandiag.hooks.monitor import _ATTACHED, Monitor
+from gandiag.hooks.monitor import _ATTACHED, Monitor, _rank
 
 
 def attached_monitor(model: nn.Module) -> Monitor | None:
@@ -28,7 +28,8 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
 
     With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
     every flush is also written to the run store as run `run` with `config`; leaving the
-    `with` block closes the run as finished, failed or interrupted.
+    `with` block closes the run as finished, failed or interrupted. Under DDP, attach on
+    every rank: flushes reduce across ranks and rank 0 alone writes.
 
     With `diagnose=True` (or a dict of `gandiag.detect.watch` options such as
     `{"warmup": 1000, "thresholds": {...}}`) the detectors run at every flush:
@@ -53,7 +54,7 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
         except BaseException:
             monitor.remove()
             raise
-    if store is None:
+    if store is None or _rank() != 0:  # under DDP rank 0 alone writes (it alone gets records)
         return monitor
     from gandiag.store import RunWriter  # hooks produce records; the store is optional
 

@@ -295,6 +295,53 @@ class Monitor:
         if self.auto_flush and self._rows_unflushed >= self.flush_every:
             self.flush()
 
+    # ---- steps replayed from a CUDA graph (gandiag.capture_step) -------------------
+    def commit_step(self) -> None:
+        """Commit the finished step's row now rather than at the next hook; a captured step
+        ends with it, so that each replay commits its own row inside the graph."""
+        with self._lock:
+            self._commit_due()
+
+    @property
+    def weights_due(self) -> bool:
+        """True when the coming step measures weight norms (every `weight_every` steps):
+        such steps run another captured graph than the others."""
+        return bool(self.weight_every) and (self.step + 1) % self.weight_every == 0
+
+    @property
+    def leak_check_active(self) -> bool:
+        """True during the first `leak_check_steps` steps (host-side checks: not capturable)."""
+        return bool(self._probes)
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        """While a step is captured its hooks run but no step happens: undo their counting."""
+        if self.buffer.on_host:
+            raise RuntimeError("monitor.capturing: a CPU monitor records on the host; only a "
+                               "CUDA monitor can be captured in a graph")
+        with self._lock:
+            counters = self.step, self._committed, self._rows_unflushed
+            try:
+                yield
+            except BaseException:  # a failed capture: what its hooks collected never ran
+                self.calls.clear()
+                for held in (*self._row_calls.values(), *self._row_spreads.values()):
+                    held.clear()
+                raise
+            finally:
+                self.step, self._committed, self._rows_unflushed = counters
+                self._row_due = False
+
+    def replayed(self) -> None:
+        """Account for one step replayed from a CUDA graph (its row is already committed)."""
+        with self._lock:
+            self.step += 1
+            self._committed += 1
+            self._rows_unflushed += 1
+            due = self.auto_flush and self._rows_unflushed >= self.flush_every
+        if due:
+            self.flush()
+
     def log(self, values: Mapping[str, Any] | None = None, /, **scalars: Any) -> None:
         """Record scalars for the current step: `loss_d`/`loss_g` (stored as D/loss,
         G/loss) and any others by name. Device tensors stay on the device (no sync);
@@ -428,7 +475,10 @@ class Monitor:
             self.remove(status="interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
     def state_dict(self) -> dict[str, Any]:
-        self.flush()
+        # Flush only what is new: under DDP a flush is a collective, and a checkpoint written
+        # by rank 0 alone right after the trainer's flush must not wait for the other ranks.
+        if self._row_due or self._rows_unflushed:
+            self.flush()
         return {"step": self.step, "history": self.history.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -35,6 +35,8 @@ MetricFn = Callable[[Any], "float | Mapping[str, float]"]
 class MetricSchedule(Callback):
     """Runs `metrics` every `every` steps on `n_samples` samples from fixed noise `seed`."""
 
+    rank_zero_only = True  # under torchrun, rank 0 alone evaluates
+
     def __init__(self, metrics: Mapping[str, MetricFn], *, every: int = 500, n_samples: int = 2500,
                  seed: int = 0, ema: bool = True) -> None:
         if not metrics or not all(callable(fn) for fn in metrics.values()):

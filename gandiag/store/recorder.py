@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 class StoreRecorder(Callback):
     """Writes the trainer's records, metrics, samples and final status to `path`."""
 
+    rank_zero_only = True  # under torchrun, rank 0 alone writes the store
+
     def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, evaluate: bool = True,
                  samples_every: int | None = None, n_samples: int = 1000) -> None:
         self.path = os.fspath(path)
@@ -49,7 +51,8 @@ class StoreRecorder(Callback):
     def on_fit_start(self, trainer: "Trainer") -> None:
         if self.writer is None:
             config = {**trainer.config.to_dict(), "G": type(trainer.G).__name__,
-                      "D": type(trainer.D).__name__, "device": str(trainer.device)}
+                      "D": type(trainer.D).__name__, "device": str(trainer.device),
+                      "world_size": trainer.world_size}
             self.writer = RunWriter(self.path, name=trainer.name, config=config)
             # Everything the monitor records (flushes, metric schedules) reaches the store.
             self._consumers = trainer.monitor.consumers

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Base class with no-op hooks; override the ones you need."""
+    """Base class with no-op hooks; override the ones you need.
+
+    Under data-parallel training (torchrun) every rank runs the callbacks, except those
+    with `rank_zero_only = True`: the ones that write, print or evaluate run on rank 0.
+    """
+
+    rank_zero_only = False
 
     def on_fit_start(self, trainer: "Trainer") -> None:
         pass
@@ -51,6 +57,8 @@ class ProgressPrinter(Callback):
     D(x) and D(G(z)) are mean probabilities (sigmoid of the logits) for the BCE losses,
     and mean raw outputs for the others; D(G(z)) shows the D step / the G step value.
     """
+
+    rank_zero_only = True  # under torchrun, rank 0 alone prints
 
     def __init__(self, *, stream: TextIO | None = None, bar: bool = True,
                  evaluate: bool = False) -> None:

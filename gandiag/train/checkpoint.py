@@ -94,8 +94,17 @@ def restore_trainer_state(trainer: "Trainer", state: dict[str, Any]) -> None:
     trainer.D.load_state_dict(state["D"])
     if trainer.ema is not None and state["G_ema"] is not None:
         trainer.ema.load_state_dict(state["G_ema"])
-    trainer.opt_g.load_state_dict(state["opt_g"])
-    trainer.opt_d.load_state_dict(state["opt_d"])
+    for optimizer, key in ((trainer.opt_g, "opt_g"), (trainer.opt_d, "opt_d")):
+        learning_rates = [group["lr"] for group in optimizer.param_groups]
+        optimizer.load_state_dict(state[key])
+        for group, lr in zip(optimizer.param_groups, learning_rates):
+            # A captured run keeps lr as a device tensor, an eager one as a number: keep this
+            # trainer's kind, with the checkpoint's value.
+            if isinstance(lr, torch.Tensor):
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
+            else:
+                group["lr"] = float(group["lr"])
     trainer.noise_generator.set_state(state["rng"]["noise"].cpu())
     torch.set_rng_state(state["rng"]["torch"].cpu())
     if state["rng"]["cuda"] and torch.cuda.is_available():

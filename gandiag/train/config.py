@@ -20,6 +20,8 @@ from typing import Any
 
 from gandiag.train.losses import LOSSES
 
+CAPTURES = ("none", "cuda_graph", "compile")
+
 # Losses whose D term reads logits as log-odds against a target label, so one-sided
 # label smoothing has a meaning (the real target becomes 1 - s).
 _LABEL_LOSSES = ("minimax", "nonsaturating", "lsgan")
@@ -53,6 +55,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto (CUDA if present) | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast on CUDA (ignored with a warning on CPU)
+    # none: eager PyTorch | cuda_graph: the whole step (D and G updates, noise, recording)
+    # replayed as one CUDA graph | compile: G and D through torch.compile. Both fall back
+    # to eager, with a warning that says why, where they cannot work (CPU, instance noise).
+    capture: str = "none"
     log_every: int = 50  # steps between flushes of recorded values (the only sync)
     checkpoint_every: int = 0  # steps between checkpoints (0: off); a multiple of log_every
     checkpoint_dir: str | None = None
@@ -61,6 +67,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]  # JSON gives lists
         _check_choice("loss", self.loss, tuple(LOSSES))
+        _check_choice("capture", self.capture, CAPTURES)
         for name in ("steps", "batch_size", "n_critic", "pack", "log_every"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("checkpoint_every", self.checkpoint_every, minimum=0)

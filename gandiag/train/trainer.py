@@ -1,4 +1,4 @@
-"""`Trainer`: alternating D and G updates, read top to bottom in `train_step`.
+"""`Trainer`: alternating D and G updates, read top to bottom in `_update` (one step).
 
 Example:
     >>> from gandiag import Trainer, TrainConfig, data, models
@@ -25,12 +25,14 @@ from torch import Tensor, nn
 from gandiag.data.adapters import batch_source
 from gandiag.hooks import Monitor, attached_monitor
 from gandiag.hooks.history import History
-from gandiag.train import checkpoint
+from gandiag.train import checkpoint, distributed
+from gandiag.train.capture import CaptureError, GraphedTrainStep, adam_options, resolve_capture
 from gandiag.train import stabilisers as stab
 from gandiag.train.callbacks import Callback
 from gandiag.train.config import TrainConfig
 from gandiag.train.ema import EMA
 from gandiag.train.losses import get_loss
+from gandiag.train.resolve import check_module, compile_error, resolve_device, resolve_z_shape
 
 LOSS_KEYS = ("D/loss", "G/loss")
 
@@ -70,10 +72,11 @@ class Trainer:
         config = config if config is not None else TrainConfig()
         if not isinstance(config, TrainConfig):
             raise TypeError(f"Trainer: expected config to be a TrainConfig, got {type(config).__name__}")
-        _check_module("G", G)
-        _check_module("D", D)
+        check_module("G", G)
+        check_module("D", D)
         self.config, self.name = config, name
-        self.device = _resolve_device(config.device, G, D)
+        self.rank, self.world_size = distributed.world()
+        self.device = resolve_device(config.device, G, D)
         self.G, self.D = G.to(self.device), D.to(self.device)
         d_pack = getattr(D, "pack", None)
         if isinstance(d_pack, int) and d_pack != config.pack:
@@ -84,20 +87,24 @@ class Trainer:
         if config.spectral_norm:
             stab.apply_spectral_norm(self.D)
         self.loss = get_loss(config.loss)
-        self.z_shape = _resolve_z_shape(config, G)
+        self.z_shape = resolve_z_shape(config, G)
         self.amp = config.amp and self.device.type == "cuda"
         if config.amp and not self.amp:
             warnings.warn("TrainConfig.amp=True needs CUDA; training in float32 on the CPU", stacklevel=2)
         torch.manual_seed(config.seed)
-        # Fused Adam on CUDA (one kernel); foreach on the CPU, where torch would otherwise
-        # loop over parameters one by one (measured: 30 % of a toy step).
-        fast = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
-        self.opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas, **fast)
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas, **fast)
+        # The capture mode in force: the one asked for, or "none" with a warning saying why.
+        self.capture = resolve_capture(config.capture, device=self.device, world_size=self.world_size,
+                                       instance_noise=config.instance_noise)
+        self.opt_g = torch.optim.Adam(G.parameters(), betas=config.betas,
+                                      **adam_options(self.capture, self.device, config.lr_g))
+        self.opt_d = torch.optim.Adam(D.parameters(), betas=config.betas,
+                                      **adam_options(self.capture, self.device, config.lr_d))
         self.ema = EMA(G, config.ema) if config.ema > 0 else None
-        self.noise_generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        # Under DDP each rank draws its own noise and its own shard of the data.
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(
+            config.seed + 1_000_003 * self.rank)
         self.data = batch_source(data, batch_size=config.batch_size, seed=config.seed + 1,
-                                 device=self.device)
+                                 device=self.device, shard=(self.rank, self.world_size))
         self._evaluator = data if callable(getattr(data, "evaluate", None)) else None
         self.callbacks: list[Callback] = list(callbacks or [])
         # The trainer records through the same hooks a user's own loop gets from attach().
@@ -107,6 +114,13 @@ class Trainer:
                 previous.remove()  # the trainer this replaces (a re-run notebook cell)
         self.monitor = Monitor(G, D, opt_g=self.opt_g, opt_d=self.opt_d, flush_every=config.log_every,
                                auto_flush=False, owner="trainer")
+        # What the step calls: the models themselves, or their DDP wrappers (which average
+        # gradients across ranks); sample(), evaluate() and checkpoints use G and D.
+        self._G_step = distributed.wrap(G, self.device)
+        self._D_step = distributed.wrap(D, self.device)
+        if self.capture == "compile":  # the hooks stay eager: torch.compile runs them between graphs
+            self._G_step, self._D_step = torch.compile(self._G_step), torch.compile(self._D_step)
+        self._graphed = self._new_graph()
         self.step = 0  # G updates so far
         self.fit_steps = 0
         self.error: BaseException | None = None
@@ -118,13 +132,30 @@ class Trainer:
 
     # ---- the training step ---------------------------------------------------------
     def train_step(self) -> None:
-        """One G update preceded by `n_critic` D updates. No host-device sync."""
-        cfg, G, D = self.config, self.G, self.D
+        """One G update preceded by `n_critic` D updates: eager, or replayed as one CUDA
+        graph (capture="cuda_graph"). No host-device sync."""
+        reals = [self.data.next() for _ in range(self.config.n_critic)]
+        if self._graphed is not None:
+            try:
+                self._graphed(reals)
+            except CaptureError as error:
+                warnings.warn(f"{error}. Training goes on eagerly.", stacklevel=2)
+                self._graphed, self.capture = None, "none"
+                self._update(reals)
+        elif self.capture == "compile" and not self._validated:
+            self._first_compiled_step(reals)
+        else:
+            self._update(reals)
+        self.step += 1
+        self._validated = True
+
+    def _update(self, reals: list[Tensor]) -> None:
+        """The step itself: D update(s) on `reals`, then the G update, then the losses logged."""
+        cfg, D = self.config, self.D
         batch = cfg.batch_size
 
         # ---- D update(s): push D(real) up and D(fake) down ----
-        for _ in range(cfg.n_critic):
-            real = self.data.next()
+        for real in reals:
             with torch.no_grad(), self._autocast():
                 fake = self._generate(real.shape[0])  # no graph: D's step leaves G alone
             self._check_fake(fake, real)
@@ -142,7 +173,7 @@ class Trainer:
             if cfg.penalty_gp:
                 with self.monitor.phase("ignore"):  # D on interpolates: neither real nor fake
                     loss_d = loss_d + stab.gradient_penalty(
-                        D, real_in, fake_in, cfg.penalty_gp, generator=self.noise_generator,
+                        self._D_step, real_in, fake_in, cfg.penalty_gp, generator=self.noise_generator,
                         logits=lambda out: self._logits(out, out.shape[0]))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -159,19 +190,43 @@ class Trainer:
         loss_g.backward()
         self.opt_g.step()
         if self.ema is not None:
-            self.ema.update(G)
-
-        self.step += 1
-        self._validated = True
+            self.ema.update(self.G)
         self.monitor.log(loss_d=loss_d, loss_g=loss_g)  # D outputs and gradients come from hooks
+
+    def _new_graph(self) -> GraphedTrainStep | None:
+        if self.capture != "cuda_graph":
+            return None
+        return GraphedTrainStep(self._update, self.monitor, (self.opt_d, self.opt_g), (self.noise_generator,))
+
+    def _first_compiled_step(self, reals: list[Tensor]) -> None:
+        """torch.compile compiles at the first calls; where it cannot (no C++ compiler, an
+        unsupported op), say why and train eagerly. The step is then run again from the
+        start: a failure in the G update's compilation costs D one extra update."""
+        from torch._dynamo.exc import TorchDynamoException
+
+        noise_state = self.noise_generator.get_state()
+        try:
+            self._update(reals)
+        except TorchDynamoException as error:
+            warnings.warn(f"TrainConfig(capture='compile'): torch.compile failed "
+                          f"({type(error).__name__}: {str(error).splitlines()[0]}); training "
+                          "eagerly (capture='none')", stacklevel=3)
+            self.capture = "none"
+            self._G_step = distributed.wrap(self.G, self.device)
+            self._D_step = distributed.wrap(self.D, self.device)
+            self.monitor.calls.clear()
+            self.noise_generator.set_state(noise_state)  # the same noise as the failed try
+            self._update(reals)
 
     def _generate(self, n: int) -> Tensor:
         z = torch.randn((n, *self.z_shape), generator=self.noise_generator, device=self.device)
         if self._validated:
-            return self.G(z)
+            return self._G_step(z)
         try:
-            return self.G(z)
+            return self._G_step(z)
         except (RuntimeError, TypeError) as error:
+            if compile_error(error):
+                raise  # capture="compile" handles it
             raise ValueError(
                 f"G failed on noise of shape {tuple(z.shape)}: {error}. G must map noise "
                 "(B, z_dim) to a batch of samples; set TrainConfig(z_dim=...) or, for a G "
@@ -189,10 +244,12 @@ class Trainer:
 
     def _discriminate(self, x: Tensor) -> Tensor:
         if self._validated:
-            return self._logits(self.D(x), x.shape[0])
+            return self._logits(self._D_step(x), x.shape[0])
         try:
-            out = self.D(x)
+            out = self._D_step(x)
         except RuntimeError as error:
+            if compile_error(error):
+                raise
             packing = (f" With pack={self.config.pack}, D gets {self.config.pack} samples "
                        "concatenated along dim 1; build D for that many input channels "
                        "(e.g. models.ToyDiscriminator(pack=...))." if self.config.pack > 1 else "")
@@ -223,8 +280,9 @@ class Trainer:
             )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if self.amp:  # a CUDA graph cannot keep autocast's cast cache across replays
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                                  cache_enabled=self.capture != "cuda_graph")
         return contextlib.nullcontext()
 
     # ---- the loop ------------------------------------------------------------------
@@ -239,7 +297,7 @@ class Trainer:
             self.fit_steps, self.error, self._stop_requested = steps, None, False
             self.G.train()
             self.D.train()
-            for callback in self.callbacks:
+            for callback in self._active_callbacks():
                 callback.on_fit_start(self)
             try:
                 self._loop(self.step + steps)
@@ -247,7 +305,7 @@ class Trainer:
                 self.error = error
                 raise
             finally:
-                for callback in self.callbacks:
+                for callback in self._active_callbacks():
                     callback.on_fit_end(self)
         finally:
             self._lock.release()
@@ -257,13 +315,16 @@ class Trainer:
         try:
             while self.step < end:
                 self._running.wait()  # blocks while paused
-                if self._stop_requested:
+                if self._stop_requested and self.world_size == 1:
                     break
                 self.train_step()
-                for callback in self.callbacks:
+                for callback in self._active_callbacks():
                     callback.on_step_end(self)
                 if self.step % self.config.log_every == 0:
                     self._flush()
+                    if self.world_size > 1 and distributed.any_rank(self._stop_requested):
+                        self._stop_requested = True
+                        break  # all ranks stop together, at a flush
         except BaseException:
             self.monitor.flush()  # keep everything recorded, also on an error or Ctrl-C
             raise
@@ -280,15 +341,24 @@ class Trainer:
             if bad.any():
                 first = int(np.argmax(bad))
                 raise NonFiniteLossError(key, int(steps[first]), float(values[first]))
-        for callback in self.callbacks:
+        for callback in self._active_callbacks():
             callback.on_flush(self, records)
         cfg = self.config
-        if cfg.checkpoint_every and cfg.checkpoint_dir and self.step % cfg.checkpoint_every == 0:
+        if (cfg.checkpoint_every and cfg.checkpoint_dir and self.step % cfg.checkpoint_every == 0
+                and self.rank == 0):
             self.save(os.path.join(cfg.checkpoint_dir, f"{self.name}-last.pt"))
+
+    def _active_callbacks(self) -> list[Callback]:
+        """The callbacks this rank runs: all of them on rank 0, the others skip the
+        `rank_zero_only` ones (store, progress, diagnosis) so that one process writes."""
+        if self.rank == 0:
+            return self.callbacks
+        return [c for c in self.callbacks if not getattr(c, "rank_zero_only", False)]
 
     # ---- control from another thread -----------------------------------------------
     def stop(self) -> None:
-        """Ask fit() to return after the current step (thread-safe)."""
+        """Ask fit() to return after the current step (thread-safe). Under torchrun all
+        ranks stop together at the next flush."""
         self._stop_requested = True
         self._running.set()
 
@@ -356,6 +426,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         checkpoint.restore_trainer_state(self, state)
+        self._graphed = self._new_graph()  # a graph would replay into the replaced tensors
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint that `load` resumes exactly (on the CPU)."""
@@ -365,53 +436,3 @@ class Trainer:
         """Restore a checkpoint written by `save` into this trainer (same models and data)."""
         self.load_state_dict(checkpoint.load(path, map_location=self.device))
         return self
-
-
-def _check_module(role: str, module: Any) -> None:
-    if isinstance(module, nn.Module):
-        return
-    what = "a function" if callable(module) else type(module).__name__
-    raise TypeError(
-        f"Trainer: expected {role} to be an nn.Module, got {what}; pass the module itself "
-        "(e.g. an nn.Sequential), not its forward or its output"
-    )
-
-
-def _module_device(module: nn.Module) -> torch.device | None:
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return tensor.device
-    return None
-
-
-def _resolve_device(requested: str, G: nn.Module, D: nn.Module) -> torch.device:
-    g_device, d_device = _module_device(G), _module_device(D)
-    if g_device is not None and d_device is not None and g_device != d_device:
-        raise ValueError(
-            f"Trainer: G is on {g_device} and D is on {d_device}; expected both on one "
-            "device. Move them with .to(device), or leave both on the CPU and set "
-            "TrainConfig(device=...)"
-        )
-    if requested == "auto":
-        if g_device is not None and g_device.type == "cuda":
-            return g_device
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"TrainConfig.device={requested!r} but CUDA is not available here; use "
-            "device='auto' or 'cpu'"
-        )
-    return device
-
-
-def _resolve_z_shape(config: TrainConfig, G: nn.Module) -> tuple[int, ...]:
-    z_shape = getattr(G, "z_shape", None)
-    if z_shape is not None:
-        return tuple(int(s) for s in z_shape)
-    model_z = getattr(G, "z_dim", None)
-    if config.z_dim is not None and isinstance(model_z, int) and model_z != config.z_dim:
-        raise ValueError(
-            f"TrainConfig.z_dim={config.z_dim} but G.z_dim={model_z}; drop z_dim from the "
-            "config (G's own is used) or build G for the size you want"
-        )
-    return (config.z_dim or (model_z if isinstance(model_z, int) else 100),)

@@ -130,7 +130,7 @@ class Dashboard:
         self.stop_button.on_click(lambda _: self.stop())
         self.step_button.on_click(lambda _: self.step())
         for role, optimizer in (("D", self.trainer.opt_d), ("G", self.trainer.opt_g)):
-            slider = widgets.FloatLogSlider(value=optimizer.param_groups[0]["lr"], base=10, min=-6,
+            slider = widgets.FloatLogSlider(value=float(optimizer.param_groups[0]["lr"]), base=10, min=-6,
                                             max=-1, step=0.1, description=f"lr {role}",
                                             readout_format=".1e", continuous_update=False)
             slider.observe(lambda change, role=role: self._controls.lr.__setitem__(role, change["new"]),

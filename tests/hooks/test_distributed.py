@@ -1,5 +1,5 @@
 """Under DDP (2 CPU processes, gloo) the flush reduces the buffer across ranks and only
-rank 0 hands records to consumers."""
+rank 0 hands records to consumers and writes the run store."""
 
 import json
 import os
@@ -39,7 +39,8 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
         generator = torch.Generator().manual_seed(100 + rank)  # different data per rank
         hand = {"real_sum": [], "real_n": [], "d_norm": [], "loss_d": []}
         delivered = []
-        with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2) as monitor:
+        with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2,
+                            store=os.path.join(folder, "store.sqlite"), run="ddp") as monitor:
             monitor.consumers.append(lambda records: delivered.append(sorted(records.scalars)))
             for _ in range(STEPS):
                 real = torch.randn(BATCH, 2, generator=generator)
@@ -90,3 +91,7 @@ def test_two_ranks_reduce_once_per_flush_and_only_rank_0_delivers(tmp_path):
         np.testing.assert_allclose(rank["d_norm"], hand[0]["d_norm"], rtol=1e-5)
         np.testing.assert_allclose(rank["loss_d"], np.mean([h["loss_d"] for h in hand], axis=0), rtol=1e-6)
     assert ranks[0]["delivered"] == 2 and ranks[1]["delivered"] == 0  # two flushes, rank 0 only
+    from gandiag.store import list_runs, open_run
+    assert [run.name for run in list_runs(str(tmp_path / "store.sqlite"))] == ["ddp"]  # one writer
+    with open_run("ddp", str(tmp_path / "store.sqlite")) as run:
+        np.testing.assert_allclose(run.scalars("D/out_real/mean")[1], expected, rtol=1e-6)
