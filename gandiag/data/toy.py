@@ -67,6 +67,7 @@ class ToyMixture:
         # A private float32 copy: later edits to the caller's tensor must not move modes.
         object.__setattr__(self, "centers", centers.to("cpu", torch.float32).clone())
         object.__setattr__(self, "std", std)
+        object.__setattr__(self, "_centers_on", {})  # device -> centers: one copy per device
 
     @property
     def n_modes(self) -> int:
@@ -108,8 +109,18 @@ class ToyMixture:
         device = _sampling_device(generator, device)
         modes = torch.randint(self.n_modes, (n,), generator=generator, device=device)
         noise = torch.randn(n, 2, generator=generator, device=device)
-        samples = self.centers.to(device)[modes] + self.std * noise
+        samples = self._centers(device)[modes] + self.std * noise
         return samples, modes
+
+    def _centers(self, device: torch.device) -> Tensor:
+        # Copied to a GPU once, not at every batch: a copy from pageable host memory is a
+        # host-device sync (and cannot sit inside a captured step).
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.centers
+        if device not in self._centers_on:
+            self._centers_on[device] = self.centers.to(device)
+        return self._centers_on[device]
 
     def sample(
         self,
