@@ -53,7 +53,7 @@ class StopOnRank1(Callback):
             trainer.stop()
 
 
-def _worker(rank: int, world: int, port: int, folder: str, stop: bool) -> None:
+def _worker(rank: int, world: int, port: int, folder: str, stop: bool, stabilisers: dict) -> None:
     import gandiag
     from gandiag.store import StoreRecorder
 
@@ -65,7 +65,7 @@ def _worker(rank: int, world: int, port: int, folder: str, stop: bool) -> None:
         D = TapeD()
         data = torch.arange(N_DATA * 2, dtype=torch.float32).reshape(N_DATA, 2) / N_DATA
         config = gandiag.TrainConfig(batch_size=BATCH, z_dim=3, log_every=LOG_EVERY, device="cpu",
-                                     lr_d=1e-2, lr_g=1e-2)
+                                     lr_d=1e-2, lr_g=1e-2, **stabilisers)
         callbacks = [StoreRecorder(os.path.join(folder, "store.sqlite"), evaluate=False)]
         if stop:
             callbacks.append(StopOnRank1())
@@ -90,8 +90,8 @@ def _worker(rank: int, world: int, port: int, folder: str, stop: bool) -> None:
         dist.destroy_process_group()
 
 
-def _run_ranks(tmp_path, *, stop: bool) -> list[dict]:
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), stop), nprocs=2, join=True)
+def _run_ranks(tmp_path, *, stop: bool = False, stabilisers: dict | None = None) -> list[dict]:
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), stop, stabilisers or {}), nprocs=2, join=True)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
 
@@ -100,7 +100,7 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 
 
 def test_two_ranks_record_the_cross_rank_reduction_into_one_store(tmp_path):
-    ranks = _run_ranks(tmp_path, stop=False)
+    ranks = _run_ranks(tmp_path)
     # Every step calls D three times on each rank: real, fake (D step), fake (G step).
     calls = [r["tape"] for r in ranks]
     assert all(len(c) == 3 * STEPS for c in calls)
@@ -152,6 +152,16 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_next_flush(tmp_path):
     from gandiag.store import open_run
     with open_run("ddp", str(tmp_path / "store.sqlite")) as run:
         assert run.status == "stopped" and run.last_step == 8
+
+
+def test_penalties_and_spectral_norm_keep_the_ranks_identical(tmp_path):
+    # R1 backpropagates through a gradient (double backward) and spectral norm updates
+    # buffers in D's forward: both must leave every rank with the same D.
+    ranks = _run_ranks(tmp_path, stabilisers={"r1_gamma": 1.0, "spectral_norm": True, "ema": 0.9})
+    for p0, p1 in zip(ranks[0]["params"], ranks[1]["params"]):
+        np.testing.assert_allclose(p0, p1, rtol=1e-6)
+    assert np.isfinite(ranks[0]["recorded"]["D/loss"]).all()
+    assert ranks[0]["recorded"]["D/loss"] == ranks[1]["recorded"]["D/loss"]
 
 
 def test_torchrun_runs_gandiag_train_on_two_ranks_with_one_store(tmp_path):
