@@ -128,14 +128,17 @@ class IndexedSource:
         self.rank, self.world = shard
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)  # indices live on the CPU
-        self._order = torch.randperm(length, generator=self.generator)
+        # A data set already on a GPU is indexed there: its permutation is copied over once
+        # per pass, not an index per batch (each copy a host-device sync).
+        self._index_device = data.device if isinstance(data, Tensor) else torch.device("cpu")
+        self._order = self._permutation()
         self._position = 0
 
     def _indices(self) -> Tensor:
         parts, needed = [], self.batch_size * self.world  # one batch for every rank
         while needed:
             if self._position == self.length:
-                self._order = torch.randperm(self.length, generator=self.generator)
+                self._order = self._permutation()
                 self._position = 0
             take = min(needed, self.length - self._position)
             parts.append(self._order[self._position:self._position + take])
@@ -144,10 +147,13 @@ class IndexedSource:
         every_rank = torch.cat(parts)
         return every_rank[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
+    def _permutation(self) -> Tensor:
+        return torch.randperm(self.length, generator=self.generator).to(self._index_device)
+
     def next(self) -> Tensor:
         index = self._indices()
         if isinstance(self.data, Tensor):
-            batch = self.data[index.to(self.data.device)]
+            batch = self.data[index]
         else:
             batch = torch.stack([_as_sample(self.data[i]) for i in index.tolist()])
         return _as_sample_batch(batch, self.device)
@@ -158,7 +164,7 @@ class IndexedSource:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self._order = state["order"].clone()
+        self._order = state["order"].to(self._index_device).clone()
         self._position = int(state["position"])
 
 
