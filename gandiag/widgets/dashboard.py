@@ -96,6 +96,8 @@ class Dashboard:
         self.status = widgets.HTML("waiting for the first flush")
         self.error: BaseException | None = None
         self._interrupted = False
+        self._failure: str | None = None  # "training failed: ..." kept at the front of the status
+        self._status_lock = threading.Lock()  # the refresher and the training thread both write it
         self._thread: threading.Thread | None = None
         self._new_records = threading.Event()
         self._closed = threading.Event()
@@ -150,7 +152,7 @@ class Dashboard:
             raise RuntimeError("Dashboard.train: training is already running; wait() or stop() first")
         if self._controls not in self.trainer.callbacks:
             self.trainer.callbacks.append(self._controls)
-        self.error, self._interrupted = None, False
+        self.error, self._interrupted, self._failure = None, False, None
         self._thread = threading.Thread(target=self._train, args=(steps,), daemon=True,
                                         name="gandiag-training")
         self._thread.start()
@@ -163,7 +165,9 @@ class Dashboard:
         except BaseException as error:  # shown in the widget, re-raised by wait()
             self.error = error
             text = "".join(traceback.format_exception_only(type(error), error)).strip()
-            self.status.value = f"<b style='color:#d62728'>training failed:</b> {html.escape(text)}"
+            with self._status_lock:
+                self._failure = f"<b style='color:#d62728'>training failed:</b> {html.escape(text)}"
+                self.status.value = self._failure
         finally:
             self._new_records.set()
 
@@ -183,8 +187,9 @@ class Dashboard:
         except KeyboardInterrupt:
             self.stop()
             self._thread.join()
-            self._interrupted = True  # said in the status line from now on
-            self.status.value += " · stopped by Kernel -> Interrupt"
+            with self._status_lock:
+                self._interrupted = True  # said in the status line from now on
+                self.status.value += " · stopped by Kernel -> Interrupt"
             raise
         if self.error is not None:
             raise self.error
@@ -253,15 +258,18 @@ class Dashboard:
         sync_figure(self.figure, self._build())
         step = self.monitor.step
         alerts = self._alerts()
-        self.status.value = (f"step {step}" + (f" · {len(alerts)} alert(s): "
-                                               + html.escape(", ".join(sorted({a.kind for a in alerts})))
-                                               if alerts else " · no alerts"))
-        if self._interrupted:
-            self.status.value += " · stopped by Kernel -> Interrupt"
+        status = (f"step {step}" + (f" · {len(alerts)} alert(s): "
+                                    + html.escape(", ".join(sorted({a.kind for a in alerts})))
+                                    if alerts else " · no alerts"))
         if self._controls.snapshot_error is not None:
-            self.status.value += (" · samples panel off: "
-                                  + html.escape(repr(self._controls.snapshot_error)))
+            status += " · samples panel off: " + html.escape(repr(self._controls.snapshot_error))
             self.samples_every = None
+        with self._status_lock:  # written whole, with what the training thread said last
+            if self._failure is not None:
+                status = f"{self._failure} · {status}"
+            if self._interrupted:
+                status += " · stopped by Kernel -> Interrupt"
+            self.status.value = status
 
     def close(self) -> None:
         """Stop refreshing and detach from the monitor."""
