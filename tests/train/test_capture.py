@@ -165,6 +165,7 @@ def test_replays_are_counted_as_steps_with_one_graph_per_kind_of_step(fake_cuda)
     assert records.scalars["D/loss"][0][-1] == 7  # 5 eager rows + 2 captures, committed in order
 
 
+@pytest.mark.filterwarnings("ignore:gandiag. no call of D on real data")  # this toy loop has none
 def test_a_new_logged_key_recaptures(fake_cuda):
     G, D = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 1))
     opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.1)
