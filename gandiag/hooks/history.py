@@ -26,12 +26,20 @@ import torch
 
 from gandiag.hooks.records import Histograms, Records
 
+# Recent rows arrive one chunk per flush; chunks smaller than this are merged, so that a
+# key recorded once per flush costs its values, not two numpy arrays per value.
+MERGE_ROWS = 1024
+
 
 class Series:
     """One key: recent rows at full resolution plus a decimated overview of older rows.
 
     Values are 1-D (scalars) or 2-D (one histogram per row). Appending is O(new rows):
-    recent rows are kept as the flushed chunks and joined only when read.
+    recent rows are kept as the flushed chunks (small ones merged, so a key recorded
+    once per flush does not pay two arrays per value) and joined only when read. Rows
+    leaving the recent window are averaged into overview blocks of `stride` rows; the
+    block being filled is a running sum, so memory stays within the budget however long
+    the run (the stride grows, the held rows do not).
     """
 
     def __init__(self, *, recent: int, overview: int) -> None:
@@ -41,12 +49,17 @@ class Series:
         self._count = 0
         self._old_steps = np.zeros(0, dtype=np.int64)  # the overview
         self._old_values: np.ndarray | None = None
-        self._fold_steps = np.zeros(0, dtype=np.int64)  # evicted rows not yet a full block
-        self._fold_values: np.ndarray | None = None
+        self._partial_sum: np.ndarray | None = None  # the block being filled: sum of its rows,
+        self._partial_rows = 0                      # how many,
+        self._partial_step = 0                      # and its last step
         self._joined: tuple[np.ndarray, np.ndarray] | None = None
 
     def append(self, steps: np.ndarray, values: np.ndarray) -> None:
-        self._chunks.append((steps.copy(), values.copy()))
+        if self._chunks and len(self._chunks[-1][0]) + len(steps) <= MERGE_ROWS:
+            last_steps, last_values = self._chunks.pop()
+            self._chunks.append((np.concatenate([last_steps, steps]), np.concatenate([last_values, values])))
+        else:
+            self._chunks.append((steps.copy(), values.copy()))
         self._count += len(steps)
         self._joined = None
         excess = self._count - self.recent
@@ -64,15 +77,29 @@ class Series:
             excess -= taken
 
     def _fold(self, steps: np.ndarray, values: np.ndarray) -> None:
-        self._fold_steps = np.concatenate([self._fold_steps, steps])
-        self._fold_values = values if self._fold_values is None else np.concatenate([self._fold_values, values])
-        full = len(self._fold_steps) // self.stride * self.stride
-        if full:
-            block_steps, block_values = _blocks(self._fold_steps[:full], self._fold_values[:full], self.stride)
-            self._old_steps = np.concatenate([self._old_steps, block_steps])
-            self._old_values = (block_values if self._old_values is None
-                                else np.concatenate([self._old_values, block_values]))
-            self._fold_steps, self._fold_values = self._fold_steps[full:], self._fold_values[full:]
+        """Rows leaving the recent window into the overview, as means of `stride` rows.
+        A sum keeps NaN visible (a NaN in a block makes the block NaN)."""
+        start = 0
+        while start < len(steps):
+            if self._partial_rows == 0 and len(steps) - start >= self.stride:  # whole blocks at once
+                full = (len(steps) - start) // self.stride * self.stride
+                self._add_blocks(*_blocks(steps[start:start + full], values[start:start + full], self.stride))
+                start += full
+                continue
+            take = min(self.stride - self._partial_rows, len(steps) - start)
+            rows = values[start:start + take].sum(axis=0)
+            self._partial_sum = rows if self._partial_rows == 0 else self._partial_sum + rows
+            self._partial_rows += take
+            self._partial_step = int(steps[start + take - 1])
+            start += take
+            if self._partial_rows >= self.stride:
+                self._partial_rows = 0
+                self._add_blocks(np.array([self._partial_step]), (self._partial_sum / self.stride)[None])
+
+    def _add_blocks(self, block_steps: np.ndarray, block_values: np.ndarray) -> None:
+        self._old_steps = np.concatenate([self._old_steps, block_steps])
+        self._old_values = (block_values if self._old_values is None
+                            else np.concatenate([self._old_values, block_values]))
         while len(self._old_steps) > self.overview:  # halve the overview, double the stride
             even = len(self._old_steps) // 2 * 2
             merged_steps, merged_values = _blocks(self._old_steps[:even], self._old_values[:even], 2)
@@ -80,11 +107,16 @@ class Series:
             self._old_values = np.concatenate([merged_values, self._old_values[even:]])
             self.stride *= 2
 
+    def _partial(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The block being filled, as one point (its mean so far, at its last step)."""
+        if not self._partial_rows:
+            return np.zeros(0, dtype=np.int64), None
+        return np.array([self._partial_step]), (self._partial_sum / self._partial_rows)[None]
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values): the overview, then the recent rows."""
+        """(steps, values): the overview, the block being filled, then the recent rows."""
         if self._joined is None:
-            parts = [(self._old_steps, self._old_values), (self._fold_steps, self._fold_values),
-                     *self._chunks]
+            parts = [(self._old_steps, self._old_values), self._partial(), *self._chunks]
             parts = [(s, v) for s, v in parts if v is not None and len(s)]
             if not parts:
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -96,7 +128,7 @@ class Series:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self._old_steps, self._old_values, self._fold_steps, self._fold_values,
+        arrays = [self._old_steps, self._old_values, self._partial_sum,
                   *(a for chunk in self._chunks for a in chunk)]
         return sum(a.nbytes for a in arrays if a is not None)
 

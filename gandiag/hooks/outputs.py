@@ -83,7 +83,7 @@ class OutputStats:
         out = np.zeros((len(slots), self.width))
         if not tensors:
             return out
-        x = torch.cat(tensors).numpy().astype(np.float64)  # one torch op, then numpy
+        x = torch.cat(tensors).double().numpy()  # one torch op (bf16 logits too), then numpy
         columns = np.empty((len(x), len(SUMS)))
         finite = np.isfinite(x)
         x0 = np.where(finite, x, 0.0)

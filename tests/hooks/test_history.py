@@ -76,3 +76,33 @@ def test_a_monitor_over_thousands_of_steps_stays_within_its_budget():
                 sizes.append(monitor.history.nbytes)
     assert sizes[-1] <= sizes[1] * 1.1  # flat once the recent window is full
     assert monitor.history["D/out_real/mean"][0][-1] == 2000
+
+
+def test_rows_held_stay_within_the_budget_however_long_the_run():
+    # One value per flush (weight norms are measured every 50 steps) over a very long run:
+    # the stride reaches thousands of rows, yet the rows held stay recent + overview + 1
+    # (the block being filled is a running sum), in a few merged chunks.
+    history = History(recent=100, overview=20)
+    most = 0
+    for step in range(1, 200_001):
+        history.append(Records(scalars={"D/weight_norm/total": (np.array([step]), np.array([1.0]))}))
+        if step % 997 == 0:
+            most = max(most, len(history["D/weight_norm/total"][0]))
+    series = history._scalars["D/weight_norm/total"]
+    assert series.stride >= 4096 and most <= 100 + 20 + 1
+    assert len(series._chunks) <= 2
+    steps, values = history["D/weight_norm/total"]
+    assert steps[-1] == 200_000 and np.all(np.diff(steps) > 0) and np.all(values == 1.0)
+
+
+def test_a_partly_filled_block_is_shown_as_its_mean_so_far():
+    history = History(recent=2, overview=100)
+    history.append(Records(scalars={"x": (np.arange(1, 6), np.array([1.0, 3.0, 5.0, 7.0, 9.0]))}))
+    steps, values = history["x"]  # stride 1 here: every evicted row is a block of its own
+    np.testing.assert_array_equal(steps, [1, 2, 3, 4, 5])
+    series = history._scalars["x"]
+    series.stride = 4  # as after a long run
+    history.append(Records(scalars={"x": (np.arange(6, 9), np.array([11.0, 13.0, 15.0]))}))
+    steps, values = history["x"]  # rows 6 (and 4, 5) left the window: one block of 3 rows so far
+    np.testing.assert_array_equal(steps, [1, 2, 3, 6, 7, 8])
+    np.testing.assert_allclose(values, [1.0, 3.0, 5.0, (7.0 + 9.0 + 11.0) / 3, 13.0, 15.0])

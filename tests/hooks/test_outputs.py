@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from gandiag.hooks.outputs import OutputStats, prob_key
 
@@ -46,3 +47,28 @@ def test_bad_settings_and_key_names():
     with pytest.raises(ValueError, match="range low < high"):
         OutputStats(bins=10, value_range=(1.0, -1.0))
     assert prob_key("G/out_fake") == "G/prob_fake/mean"
+
+
+def test_bf16_logits_from_cpu_autocast_are_recorded():
+    import gandiag
+
+    torch.manual_seed(0)
+    G, D = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=1e-3), torch.optim.SGD(D.parameters(), lr=1e-3)
+    hand = []
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=5) as monitor:
+        for _ in range(10):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                fake = G(torch.randn(8, 2))
+                out_real = D(torch.randn(8, 2))
+                out_fake = D(fake.detach())
+            assert out_real.dtype == torch.bfloat16
+            hand.append(float(out_real.detach().float().mean()))
+            opt_d.zero_grad()
+            (out_fake.float().mean() - out_real.float().mean()).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                (-D(fake).float().mean()).backward()
+            opt_g.step()
+    np.testing.assert_allclose(monitor.history["D/out_real/mean"][1], hand, rtol=1e-6)
