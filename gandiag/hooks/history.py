@@ -2,9 +2,9 @@
 
 Each key keeps its most recent `recent` steps at full resolution and an *overview* of
 everything older: block means whose block size doubles whenever the overview passes
-`overview` points. So memory is bounded by (recent + overview) values per key, the
-overview still spans the whole run, and the run store keeps full resolution. Block means
-keep NaN visible (a NaN in a block makes the block NaN).
+`overview` points. So memory is bounded by (recent + overview + 1) values per key (the
++ 1: the block being filled), the overview still spans the whole run, and the run store
+keeps full resolution. Block means keep NaN visible (a NaN in a block makes it NaN).
 
     >>> import numpy as np
     >>> history = History(recent=100, overview=10)
