@@ -21,6 +21,7 @@ from gandiag import TrainConfig, Trainer, data, models
 from gandiag.hooks import buffer
 from gandiag.train import capture
 from gandiag.train.capture import CaptureError, capture_step
+from tests.hooks.test_cuda import no_sync_allowed
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -192,16 +193,6 @@ def test_a_new_logged_key_recaptures(fake_cuda):
 
 
 # ---- CUDA: the real thing -----------------------------------------------------------
-@contextlib.contextmanager
-def no_sync_allowed():
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-
-
 @cuda
 @pytest.mark.parametrize("stabilisers", [{}, {"pack": 2, "ema": 0.999}, {"r1_gamma": 1.0},
                                          {"loss": "wgan-gp", "n_critic": 2}],
