@@ -144,11 +144,12 @@ def _train(args: argparse.Namespace) -> int:
     try:
         summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config,
                        args.out, args.store)
-    finally:
+    except BaseException:
         if several:
-            import torch.distributed
-
-            torch.distributed.destroy_process_group()
+            distributed.leave(together=False)
+        raise
+    if several:
+        distributed.leave(together=True)
     if summary is None:  # ranks other than 0
         return 0
     print(json.dumps(summary["metrics"], indent=2))

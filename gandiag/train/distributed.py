@@ -47,6 +47,18 @@ def init_from_env() -> bool:
     return True
 
 
+def leave(*, together: bool) -> None:
+    """Leave the process group. `together`: first wait for every rank (rank 0 writes the
+    checkpoint and the report after training), since a gloo rank torn down while another
+    still holds its connection can abort ("terminate called without an active
+    exception"); after an error, leave at once (torchrun stops the others)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def local_rank() -> int:
     """This process's index on its machine (torchrun's LOCAL_RANK): which GPU it uses."""
     return int(os.environ.get("LOCAL_RANK", "0"))
