@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import gandiag
+from _choose import pick_cases, resolve_device
 from gandiag import models
 
 FLUSH_EVERY = 50        # attach()'s default
@@ -160,25 +161,6 @@ def measure(case: Case, device: torch.device, steps: int, blocks: int,
     return statistics.median(plain), statistics.median(attached), spread
 
 
-def pick_cases(names: str | None, device: torch.device) -> list[Case]:
-    by_name = {case.name: case for case in CASES}
-    if names is None:  # the default set: DCGAN-64 only where it takes milliseconds
-        return [c for c in CASES if device.type == "cuda" or not c.cuda_only]
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in by_name]
-    if unknown:
-        raise SystemExit(f"hook_overhead: unknown case(s) {unknown}; expected names from {list(by_name)}")
-    return [by_name[n] for n in chosen]  # named explicitly: run even if slow here
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("hook_overhead: --device cuda, but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -194,8 +176,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run, ~20 s: 2 short blocks per side (numbers are noisy)")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    cases = pick_cases(args.cases, device)
+    device = resolve_device(args.device, "hook_overhead")
+    cases = pick_cases(CASES, args.cases, device, "hook_overhead")
     threads = args.threads or (1 if device.type == "cpu" else None)
     if threads:
         torch.set_num_threads(threads)
