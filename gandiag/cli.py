@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from gandiag.store import RunStoreError
 from gandiag.train.trainer import NonFiniteLossError
@@ -97,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from gandiag.demo import run_demo
+
+    return run_demo(steps=args.steps, out=args.out, device=args.device, seed=args.seed,
+                    store=args.store)
+
+
 def _report(args: argparse.Namespace) -> int:
     from gandiag.store import open_run
     from gandiag.widgets.report import write_report
@@ -130,6 +135,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from gandiag.detect import format_diagnosis
+    from gandiag.runner import train_one
     from gandiag.train import TrainConfig, distributed, parse_stabilisers
 
     config = TrainConfig.from_dict({
@@ -142,7 +148,7 @@ def _train(args: argparse.Namespace) -> int:
     # rank's shard; rank 0 alone writes the store, the checkpoint and the report.
     several = distributed.init_from_env()
     try:
-        summary = _run(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config,
+        summary = train_one(args.name, args.data, args.model or DEFAULT_MODEL[args.data], config,
                        args.out, args.store)
     except BaseException:
         if several:
@@ -160,110 +166,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Recorded in the run store {summary['store']} (gandiag.open_run({args.name!r}, ...)); "
           f"report: {summary['report']}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from gandiag.detect import format_diagnosis
-    from gandiag.train import TrainConfig
-
-    # Toy models are tiny: one CPU thread is as fast as two, and fixes the float summation
-    # order, so the demo gives the same numbers on any machine of one kind.
-    torch.set_num_threads(1)
-    print("gandiag demo: the 8-mode ring. A vanilla GAN against the same models stabilised\n"
-          "with PacGAN packing (D judges 2 samples at once) and an EMA of G's weights.\n")
-    runs = {}
-    for name, stabilisers in (("vanilla", {}), ("packed", {"pack": 2, "ema": 0.999})):
-        config = TrainConfig(steps=args.steps, seed=args.seed, device=args.device,
-                             log_every=max(1, args.steps // 5), **stabilisers)
-        print(f"--- {name} {stabilisers or ''} ---")
-        runs[name] = _run(name, "ring", "toy-small", config, args.out, args.store)
-    print("\nRing metrics on 2500 samples from fixed noise. A perfect generator: 8 modes, HQ "
-          "98.9 %,\nreverse KL ~0.0015. 'spread' = 8 exp(-reverse KL): how many equally "
-          "filled modes\nthe samples are worth (8 is even coverage, 1 is total collapse).")
-    print(f"{'run':<10}{'modes':>7}{'HQ %':>8}{'rev. KL':>9}{'spread':>8}{'time':>7}")
-    for name, summary in runs.items():
-        m = summary["metrics"]
-        spread = 8 * math.exp(-m["reverse_kl"])
-        print(f"{name:<10}{m['modes']:>5}/8{100 * m['hq']:>8.1f}{m['reverse_kl']:>9.3f}"
-              f"{spread:>8.1f}{summary['seconds']:>6.0f}s")
-    print()
-    print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run"))
-    print(f"(the packed run: {len(runs['packed']['alerts'])} alert(s); both diagnoses are stored "
-          f"with the runs: gandiag diagnose vanilla --store {args.store})")
-    print(f"The vanilla run's report (panels and diagnosis, one HTML file): {runs['vanilla']['report']}")
-    print(f"\nCheckpoints and summaries are in {os.path.abspath(args.out)}")
-    print(f"Both runs are recorded in the run store {runs['packed']['store']}\n"
-          f"  (every flush, metrics and sample pictures; read it with "
-          f"gandiag.open_run('packed', path) or gandiag.list_runs(path))")
-    return 0
-
-
-def _run(name: str, data_name: str, model_name: str, config: Any, out: str,
-         store: str) -> dict[str, Any] | None:
-    """Train one run with a progress line, recorded in `store`; returns (and writes) its
-    summary, on rank 0 (None on the other ranks of a torchrun job)."""
-    import torch
-
-    from gandiag import data, models
-    from gandiag.detect import DiagnosisCallback
-    from gandiag.store import StoreRecorder, open_run
-    from gandiag.train import ProgressPrinter, Trainer
-    from gandiag.widgets.report import write_report
-
-    dataset = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
-               "stacked": data.stacked_digits}[data_name]()
-    sample_shape = _sample_shape(dataset)
-    torch.manual_seed(config.seed)  # the models' initial weights are part of the run
-    G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
-                             z_dim=config.z_dim)
-    progress = ProgressPrinter(evaluate=True)
-    recorder = StoreRecorder(store, evaluate=False)  # the progress line evaluates and records
-    diagnosis = DiagnosisCallback(warn=False)  # alerts go to the store, printed at the end
-    trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder, diagnosis], name=name)
-    started = time.perf_counter()
-    try:
-        trainer.fit()
-    finally:
-        recorder.close()
-    seconds = time.perf_counter() - started
-    if trainer.rank != 0:
-        return None
-    metrics: dict[str, Any] = (trainer.evaluate() if data_name in ("ring", "grid")
-                               else _sample_stats(trainer.sample(2600 if data_name == "stacked" else 512),
-                                                  data_name))
-    os.makedirs(out, exist_ok=True)
-    trainer.save(os.path.join(out, f"{name}.pt"))
-    with open_run(trainer.name, recorder.where) as run:
-        report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts)
-    summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
-               "seconds": seconds, "device": str(trainer.device), "world_size": trainer.world_size,
-               "report": report, "metrics": metrics,
-               "evaluations": progress.evaluations, "config": config.to_dict(),
-               "store": recorder.where, "alerts": diagnosis.alerts}
-    with open(os.path.join(out, f"{name}.json"), "w") as f:
-        json.dump(summary | {"alerts": [a.row() for a in diagnosis.alerts]}, f, indent=2, default=float)
-    return summary
-
-
-def _sample_shape(dataset: Any) -> tuple[int, ...]:
-    if hasattr(dataset, "tensors"):
-        return tuple(dataset.tensors[0].shape[1:])
-    return (2,)
-
-
-def _sample_stats(samples: Any, data_name: str) -> dict[str, float]:
-    """Digits: classes covered and KL to uniform from the shipped digits classifier;
-    stacked digits: the 1000-mode count and KL (DESIGN.md); plus the sample range."""
-    from gandiag import metrics
-
-    if data_name == "stacked":
-        coverage = metrics.mode_stats(metrics.stacked_labels(samples), 1000)
-    else:
-        coverage = metrics.mode_stats(metrics.classify(samples), 10)
-    return {**coverage, "mean": float(samples.mean()), "std": float(samples.std()),
-            "min": float(samples.min()), "max": float(samples.max())}
 
 
 if __name__ == "__main__":
