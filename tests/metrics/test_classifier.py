@@ -23,7 +23,6 @@ from gandiag.metrics.train_classifier import heldout_split, main, train_digits_c
 WEIGHTS = resources.files("gandiag.metrics").joinpath("weights/digits_classifier.pt")
 
 
-
 def _shipped_checkpoint() -> dict:
     with WEIGHTS.open("rb") as stream:
         return torch.load(stream, weights_only=True)
@@ -55,23 +54,35 @@ def test_heldout_accuracy_on_the_split_recomputed_from_the_recorded_seed(real_di
     assert np.bincount(labels[heldout]).min() >= 35  # stratified: ~20 % of each class
     accuracy = float((classify(images[heldout]) == labels[heldout]).mean())
     assert accuracy >= 0.97
-    assert accuracy == pytest.approx(meta["heldout_accuracy"], abs=1e-12)
+    # Inference on another CPU rounds logits differently; a near-tie digit may flip.
+    assert accuracy == pytest.approx(meta["heldout_accuracy"], abs=2 / len(heldout))
 
 
-def test_training_script_reproduces_the_shipped_weights_exactly() -> None:
-    # The full default run (30 epochs, one CPU thread, ~5 s): bit-identical on the machine
-    # and torch build that wrote the file. Another torch build or CPU may round differently.
+def test_training_script_reproduces_the_shipped_classifier(real_digits) -> None:
+    # The full default run (30 epochs, one CPU thread, ~5 s). Bit-identical weights only
+    # hold on the CPU and torch build that wrote the file: another instruction set or
+    # thread count rounds each step differently and 30 epochs carry that into other
+    # weights (seen: body.0.weight 0.0167 vs 0.0173 on another x86 CPU, same torch).
+    # What must hold anywhere: the same split (integers), the same accuracy up to a few
+    # held-out digits, and the same answers on nearly every digit.
+    images, labels = real_digits
     shipped = _shipped_checkpoint()
-    if shipped["torch_version"] != str(torch.__version__):
-        pytest.skip(f"weights written by torch {shipped['torch_version']}, running {torch.__version__}")
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     rebuilt = train_digits_classifier()
     assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng)
     assert rebuilt["state_dict"].keys() == shipped["state_dict"].keys()
-    for name, tensor in shipped["state_dict"].items():
-        assert torch.equal(rebuilt["state_dict"][name], tensor), name
-    assert rebuilt["heldout_accuracy"] == shipped["heldout_accuracy"]
     assert torch.equal(rebuilt["heldout_index"], shipped["heldout_index"])
+    held = len(shipped["heldout_index"])
+    # 4 of ~360 held-out digits: a re-run on another CPU lands in a nearby minimum that
+    # may classify a handful of borderline digits differently, not a worse classifier.
+    assert rebuilt["heldout_accuracy"] == pytest.approx(shipped["heldout_accuracy"], abs=4 / held)
+    model = DigitsClassifier()
+    model.load_state_dict(rebuilt["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        rebuilt_labels = model(torch.as_tensor(images, dtype=torch.float32)).argmax(1).numpy()
+    agreement = float((rebuilt_labels == classify(images)).mean())
+    assert agreement >= 0.98  # of all 1 797 digits; measured 1.0 on the machine that wrote it
 
 
 def test_script_writes_a_loadable_checkpoint(tmp_path, capsys) -> None:
