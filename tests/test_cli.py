@@ -33,7 +33,7 @@ def test_train_with_stabilisers_and_loss(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((tmp_path / "g.json").read_text())["metrics"]
-    assert set(metrics) == {"modes", "hq", "reverse_kl"}
+    assert set(metrics) == {"modes", "fair_modes", "hq", "reverse_kl"}
     assert f'"modes": {metrics["modes"]}' in printed
 
 

@@ -7,6 +7,10 @@ Definitions (DESIGN.md, "Toy mixtures"):
 
 - a sample is *high quality* (HQ) if ``||x - c|| / std < 3`` for its nearest mode ``c``;
 - a mode is *covered* if at least one HQ sample is nearest to it;
+- a mode *holds its fair share* if at least half of 1/K of the HQ samples are nearest to
+  it (``2 K n_k >= n_HQ``): the count of such modes drops at once when G piles its samples
+  on a few modes, where the covered count stays at K as long as a stray sample lands on
+  every mode;
 - reverse KL = KL(p̂ ‖ uniform over K) = log K − H(p̂), p̂ the histogram of HQ samples.
 
 Non-finite samples (NaN or ±inf in any coordinate) are never HQ and are never dropped:
@@ -167,8 +171,14 @@ class ToyMixture:
         """Mode coverage, HQ share and reverse KL of generator samples.
 
         Returns:
-            ``{"modes": int, "hq": float, "reverse_kl": float}`` where ``modes`` counts
-            modes with at least one HQ sample nearest to them, ``hq`` is the share of all
+            ``{"modes": int, "fair_modes": int, "hq": float, "reverse_kl": float}`` where
+            ``modes`` counts modes with at least one HQ sample nearest to them,
+            ``fair_modes`` counts modes holding their fair share: modes ``k`` whose count
+            ``n_k`` of nearest HQ samples is at least half of an even split,
+            ``n_k >= n_HQ / (2K)`` (compared exactly, as ``2 K n_k >= n_HQ``; 0 when no
+            sample is HQ). A perfect generator gives K, everything on one mode 1, an even
+            split over 4 of 8 modes 4; a collapsing G that still drops a few samples on
+            every mode keeps ``modes`` at K while ``fair_modes`` falls. ``hq`` is the share of all
             ``n`` samples that are HQ (non-finite samples included in ``n``), and
             ``reverse_kl`` = log K − H(p̂) in nats (0 = uniform over all K modes,
             log K = everything on one mode). If no sample is HQ, p̂ is undefined and
@@ -184,6 +194,7 @@ class ToyMixture:
         n_hq = int(hist.sum())
         return {
             "modes": int(np.count_nonzero(hist)),
+            "fair_modes": _fair_modes(hist),
             "hq": n_hq / points.shape[0],
             "reverse_kl": _reverse_kl_uniform(hist),
         }
@@ -294,6 +305,17 @@ def _as_points(samples: object, where: str) -> Tensor:
             "pass a non-empty batch of generator outputs"
         )
     return points
+
+
+def _fair_modes(hist: np.ndarray) -> int:
+    """Modes holding at least half of an even share of the HQ samples: ``2 K n_k >= n``.
+
+    Integer arithmetic, so the count is the same on every machine for the same histogram.
+    """
+    total = int(hist.sum())
+    if total == 0:
+        return 0
+    return int(np.count_nonzero(2 * len(hist) * hist.astype(np.int64) >= total))
 
 
 def _reverse_kl_uniform(hist: np.ndarray) -> float:

@@ -35,11 +35,11 @@ def test_perfect_generator_reference_values(make) -> None:
     toy = make()
     n = 2500
     result = toy.evaluate(toy.sample(n, generator=_seeded(0)))
-    assert result["modes"] == toy.n_modes
+    assert result["modes"] == toy.n_modes and result["fair_modes"] == toy.n_modes
     assert abs(result["hq"] - P_CHI2_2_LE_9) < 0.006
     floor = (toy.n_modes - 1) / (2 * n)  # finite-sample bias of the plug-in KL
     assert 0.2 * floor < result["reverse_kl"] < 3 * floor
-    assert type(result["modes"]) is int
+    assert type(result["modes"]) is int and type(result["fair_modes"]) is int
     assert type(result["hq"]) is float and type(result["reverse_kl"]) is float
 
 
@@ -48,7 +48,7 @@ def test_all_mass_on_one_mode_gives_log_k(make, log_k: float) -> None:
     toy = make()
     collapsed = toy.centers[3] + toy.std * torch.randn(500, 2, generator=_seeded(1)) * 0.5
     result = toy.evaluate(collapsed)
-    assert result["modes"] == 1 and result["hq"] == 1.0
+    assert result["modes"] == 1 and result["fair_modes"] == 1 and result["hq"] == 1.0
     assert result["reverse_kl"] == pytest.approx(math.log(toy.n_modes), abs=1e-6)
     assert result["reverse_kl"] == pytest.approx(log_k, abs=1e-4)
 
@@ -57,20 +57,38 @@ def test_uniform_on_half_the_ring_gives_log_2() -> None:
     toy = ring()
     samples = toy.centers[[0, 2, 4, 6]].repeat(25, 1)
     result = toy.evaluate(samples)
-    assert result == {"modes": 4, "hq": 1.0, "reverse_kl": pytest.approx(math.log(2), abs=1e-12)}
+    assert result == {"modes": 4, "fair_modes": 4, "hq": 1.0,
+                      "reverse_kl": pytest.approx(math.log(2), abs=1e-12)}
     assert toy.mode_histogram(samples).tolist() == [25, 0, 25, 0, 25, 0, 25, 0]
+
+
+def test_fair_modes_counts_modes_with_half_an_even_share_or_more() -> None:
+    toy = ring()
+    # 16 HQ samples over 8 modes: an even share is 2, half of it 1 sample (2*8*1 >= 16).
+    one_each = toy.centers.clone()
+    piled = toy.centers[:1].repeat(8, 1)
+    result = toy.evaluate(torch.cat([one_each, piled]))
+    assert toy.mode_histogram(torch.cat([one_each, piled])).tolist() == [9, 1, 1, 1, 1, 1, 1, 1]
+    assert (result["modes"], result["fair_modes"]) == (8, 8)  # exactly half counts
+    # 17 HQ samples: a single stray sample is now under half an even share (16 < 17).
+    result = toy.evaluate(torch.cat([one_each, piled, toy.centers[:1]]))
+    assert (result["modes"], result["fair_modes"]) == (8, 1)
+    # 3 modes hold 30 samples each, 5 modes one stray sample each: covered 8, fair 3.
+    partial = torch.cat([toy.centers[[0, 3, 5]].repeat(30, 1), toy.centers[[1, 2, 4, 6, 7]]])
+    result = toy.evaluate(partial)
+    assert (result["modes"], result["fair_modes"]) == (8, 3)
 
 
 def test_exactly_uniform_gives_zero_not_negative() -> None:
     toy = grid()
     result = toy.evaluate(toy.centers.repeat(3, 1))
-    assert result["modes"] == 25 and result["reverse_kl"] == 0.0
+    assert result["modes"] == 25 and result["fair_modes"] == 25 and result["reverse_kl"] == 0.0
 
 
 def test_far_samples_are_not_hq_and_kl_is_inf() -> None:
     toy = ring()
     far = torch.full((10, 2), 5.0)
-    assert toy.evaluate(far) == {"modes": 0, "hq": 0.0, "reverse_kl": math.inf}
+    assert toy.evaluate(far) == {"modes": 0, "fair_modes": 0, "hq": 0.0, "reverse_kl": math.inf}
     assert toy.mode_histogram(far).tolist() == [0] * 8
 
 
@@ -88,10 +106,10 @@ def test_nonfinite_samples_count_as_not_hq() -> None:
     samples = toy.centers.clone()  # 8 HQ samples, one per mode
     bad = torch.tensor([[math.nan, 0.0], [math.inf, math.inf], [-math.inf, 1.0], [1.0, math.nan]])
     result = toy.evaluate(torch.cat([samples, bad]))
-    assert result["modes"] == 8
+    assert result["modes"] == 8 and result["fair_modes"] == 8
     assert result["hq"] == pytest.approx(8 / 12)  # NaN rows stay in the denominator
     assert result["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
-    assert toy.evaluate(bad) == {"modes": 0, "hq": 0.0, "reverse_kl": math.inf}
+    assert toy.evaluate(bad) == {"modes": 0, "fair_modes": 0, "hq": 0.0, "reverse_kl": math.inf}
 
 
 def test_numpy_and_torch_inputs_agree() -> None:
