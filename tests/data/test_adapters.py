@@ -65,7 +65,9 @@ def test_dataloader_cycles_and_iterable_dataset():
 
 @pytest.mark.parametrize("bad, error, message", [
     ("ring", TypeError, "expected training data as a sampler"),
-    (torch.zeros(5, 2, dtype=torch.long), TypeError, "floating-point tensor, got dtype torch.int64"),
+    (torch.zeros(5, 2, dtype=torch.long), TypeError, "floating-point numbers, got dtype torch.int64"),
+    (np.zeros((5, 2), dtype=np.uint8), TypeError, r"got dtype torch.uint8; .*float\(\) / 127.5 - 1"),
+    (np.array([["a", "b"]]), TypeError, "numeric numpy array, got dtype <U1"),
     (torch.zeros(0, 2), ValueError, "empty dataset"),
 ])
 def test_bad_data(bad, error, message):
@@ -118,3 +120,62 @@ def test_empty_dataloader():
     loader = DataLoader(TensorDataset(torch.zeros(0, 2)), batch_size=4)
     with pytest.raises(ValueError, match="DataLoader to yield batches, got none"):
         batch_source(loader, batch_size=4).next()
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x, lambda x: x.numpy(), TensorDataset,
+    lambda x: DataLoader(TensorDataset(x), batch_size=4),
+])
+def test_float64_and_float16_data_become_the_models_dtype(make):
+    points = torch.randn(12, 2, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="data is float64 and the models float32.*astype"):
+        batch = batch_source(make(points), batch_size=4, dtype=torch.float32).next()
+    assert batch.dtype == torch.float32
+    assert any(torch.equal(batch[0], p) for p in points.float())  # the same samples, converted
+    half = batch_source(make(points.half()), batch_size=4, dtype=torch.float32)
+    assert half.next().dtype == torch.float32  # widening: lossless, no note
+
+
+def test_the_precision_note_comes_once_per_source(recwarn):
+    source = batch_source(torch.randn(8, 2, dtype=torch.float64), batch_size=4, dtype=torch.float32)
+    for _ in range(5):
+        source.next()
+    assert len([w for w in recwarn if "float64" in str(w.message)]) == 1
+    assert batch_source(torch.randn(8, 2, dtype=torch.float64), batch_size=4).next().dtype == torch.float64
+
+
+def test_integer_items_and_batches_are_refused_with_the_scaling_fix():
+    class Uint8Images(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return np.full((1, 4, 4), 255, dtype=np.uint8), 0
+
+    with pytest.raises(TypeError, match=r"dataset items as floating-point numbers, got dtype torch.uint8"):
+        batch_source(Uint8Images(), batch_size=2).next()
+    loader = DataLoader(TensorDataset(torch.zeros(4, 2, dtype=torch.uint8)), batch_size=2)
+    with pytest.raises(TypeError, match="127.5 - 1"):
+        batch_source(loader, batch_size=2).next()
+
+    class IntegerSampler:
+        def sample(self, n, generator=None):
+            return torch.zeros(n, 2, dtype=torch.long)
+
+    with pytest.raises(TypeError, match="real samples as floating-point numbers"):
+        batch_source(IntegerSampler(), batch_size=2).next()
+
+
+def test_a_saved_shuffle_of_another_data_set_is_refused_before_any_change():
+    source = batch_source(torch.randn(10, 2), batch_size=4, seed=0)
+    other = batch_source(torch.randn(7, 2), batch_size=4, seed=0)
+    other.next()
+    state = source.state_dict()
+    before = other.state_dict()
+    with pytest.raises(ValueError, match="expected the shuffle of 7 samples, got an order of 10"):
+        other.load_state_dict(state)
+    after = other.state_dict()
+    assert torch.equal(after["order"], before["order"]) and after["position"] == before["position"]
+    assert torch.equal(after["generator"], before["generator"])
+    with pytest.raises(ValueError, match=r"data sampler state: expected \d+ bytes"):
+        batch_source(ring(), batch_size=4).load_state_dict({"generator": torch.zeros(3, dtype=torch.uint8)})
