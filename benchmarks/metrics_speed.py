@@ -5,7 +5,7 @@
 
 FID: one random positive definite pair at d = 2048 (--fid-dim), three ways: gandiag's
 `frechet_distance` (Cholesky factor of a positive definite covariance, else √Σ₁ from eigh;
-eigenvalues from eigvalsh), DESIGN.md's eigh form (√Σ₁ from `torch.linalg.eigh`, then the
+eigenvalues from eigvalsh), the eigh form of docs/definitions.md (√Σ₁ from `torch.linalg.eigh`, then the
 eigenvalues of √Σ₁ Σ₂ √Σ₁), and `scipy.linalg.sqrtm(Σ₁Σ₂)` in float64 on the CPU, as
 pytorch-fid does. Best of 3 (sqrtm: 1) after a warm-up, with the relative differences of
 the FIDs. Target (issue): eigen form >= 2x faster than sqrtm on a CPU, >= 100x on a GPU.
@@ -45,7 +45,7 @@ CPU_TARGET, GPU_TARGET = 2.0, 100.0  # sqrtm time ÷ eigen-form time
 
 
 def eigh_form(mu1, sigma1, mu2, sigma2) -> float:
-    """DESIGN.md's form, written out: tr √(Σ₁Σ₂) from the eigenvalues of √Σ₁ Σ₂ √Σ₁."""
+    """The form of docs/definitions.md, written out: tr √(Σ₁Σ₂) from the eigenvalues of √Σ₁ Σ₂ √Σ₁."""
     eigenvalues, eigenvectors = torch.linalg.eigh(sigma1)
     root = (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
     product = root @ sigma2 @ root
@@ -99,7 +99,7 @@ def report_fid(d: int, device: torch.device, repeats: int) -> str | None:
     target = CPU_TARGET if device.type == "cpu" else GPU_TARGET
     rows = [
         ("gandiag frechet_distance", device.type, gandiag_s, gandiag_value),
-        ("eigh form √Σ₁Σ₂√Σ₁ (DESIGN.md)", device.type, eigh_s, eigh_value),
+        ("eigh form √Σ₁Σ₂√Σ₁ (docs/definitions.md)", device.type, eigh_s, eigh_value),
         ("scipy.linalg.sqrtm (pytorch-fid)", "cpu", sqrtm_s, sqrtm_value),
     ]
     for name, where, seconds, value in rows:

@@ -7,7 +7,7 @@
 Trains the paper's pair (`models.pacgan_toy`: G 2 -> 400x4 (BN+ReLU) -> 2, z ~ N(0, I_2);
 D three maxout layers, 200 units, 5 pieces -> 1, input 2m) on the 8-mode ring and the
 25-mode grid, unpacked (GAN) and with packing m = 2 (PacGAN2), seeds 0..N-1, and prints
-modes covered, HQ share and reverse KL (DESIGN.md "Toy mixtures", 2500 fixed-noise
+modes covered, HQ share and reverse KL (docs/definitions.md "Toy mixtures", 2500 fixed-noise
 samples) as mean ± s.e. (std with ddof 1 over sqrt(n)) beside the published values.
 
 Protocol as in the paper and its code (github.com/fjxmlzn/PacGAN, synthetic_data_experiments):

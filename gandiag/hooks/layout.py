@@ -1,7 +1,7 @@
 """Where each measurement lives in a buffer row, and how rows become `Records`.
 
 The Monitor registers columns here and its hooks add into them; `decode` turns the rows
-of one flush into named series (DESIGN.md keys) on the host. Keeping both directions in
+of one flush into named series (the keys of docs/definitions.md) on the host. Keeping both directions in
 one place keeps the column names and the record keys from drifting apart.
 """
 

@@ -46,7 +46,7 @@ class Records:
     """One flush worth of records: scalar series and histogram series, by key.
 
     `scalars[key] = (steps, values)`: int64 steps (G updates) and float64 values; a key
-    only has the steps at which it was measured. Keys follow DESIGN.md (`D/loss`,
+    only has the steps at which it was measured. Keys follow docs/definitions.md (`D/loss`,
     `D/out_real/mean`, `D/grad_norm/main.0`, `nonfinite/D/grad`, ...).
     """
 

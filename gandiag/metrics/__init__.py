@@ -1,4 +1,4 @@
-"""Metrics of mode coverage and sample quality (DESIGN.md, "Exact definitions").
+"""Metrics of mode coverage and sample quality (docs/definitions.md, all sections).
 
 Pure math in `gandiag.metrics.functional` (re-exported here), streaming classes with
 `update / compute / reset` in `streaming`, a digits classifier and a registry of feature

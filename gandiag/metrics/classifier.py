@@ -1,6 +1,6 @@
 """The digits classifier that ships with gandiag, and the labels it gives to samples.
 
-Class coverage on 8x8 digits and the 1000 modes of stacked digits (DESIGN.md "Stacked
+Class coverage on 8x8 digits and the 1000 modes of stacked digits (docs/definitions.md "Stacked
 digits") both need a classifier, and FID/KID on digits needs features; no weights may be
 downloaded at run time, so a small CNN trained on scikit-learn's digits ships in
 ``weights/digits_classifier.pt``. ``python -m gandiag.metrics.train_classifier``
@@ -182,7 +182,7 @@ def stacked_labels(
     """Mode of each stacked-digits sample ``(N, 3, H, W)``: ``100 * a + 10 * b + c`` (0..999).
 
     Each channel is classified on its own as a ``(1, H, W)`` digit (``a`` from channel 0),
-    as in DESIGN.md "Stacked digits"; ``classifier`` is as in :func:`classify` and must
+    as in docs/definitions.md "Stacked digits"; ``classifier`` is as in :func:`classify` and must
     return 10 logits. Samples from :func:`gandiag.data.stacked_digits` carry the same labels.
 
     Example:

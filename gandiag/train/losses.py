@@ -1,6 +1,6 @@
 """GAN objectives as small pure functions of discriminator logits.
 
-Convention: D outputs logits, higher means "more real" (DESIGN.md). Every loss is the
+Convention: D outputs logits, higher means "more real" (docs/definitions.md). Every loss is the
 quantity its player *minimises*, averaged over the batch, and is computed from logits
 with softplus so no log of a sigmoid ever underflows:
     -log sigmoid(t) = softplus(-t)        -log(1 - sigmoid(t)) = softplus(t)

@@ -1,4 +1,4 @@
-"""Known answers for the Fréchet distance and FID (DESIGN.md, "FID / KID")."""
+"""Known answers for the Fréchet distance and FID (docs/definitions.md, "FID and KID")."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_agrees_with_scipy_sqrtm_on_random_spd_pairs(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cholesky_and_eigh_square_roots_agree(seed: int) -> None:
-    # Positive definite inputs take the Cholesky route; the eigh route (DESIGN.md's
+    # Positive definite inputs take the Cholesky route; the eigh route (docs/definitions.md's
     # √Σ₁ Σ₂ √Σ₁, used for singular pairs) must give the same trace.
     rng = np.random.default_rng(seed)
     sigma1, sigma2 = (torch.from_numpy(random_spd(48, rng)) for _ in range(2))

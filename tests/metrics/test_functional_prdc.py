@@ -1,4 +1,4 @@
-"""Known answers for precision, recall, density and coverage (DESIGN.md, Naeem et al. 2020)."""
+"""Known answers for precision, recall, density and coverage (docs/definitions.md, Naeem et al. 2020)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_identical_sets_give_exactly_one_everywhere() -> None:
 
 def test_published_reference_values_d1000_10k_vs_10k() -> None:
     # Naeem et al.'s README: d = 1000, 10k vs 10k standard normals, k = 5 gives
-    # P 0.4772, R 0.4705, D 1.0555, C 0.9735 (one draw; DESIGN.md: ±0.02, D ±0.08).
+    # P 0.4772, R 0.4705, D 1.0555, C 0.9735 (one draw; docs/definitions.md: ±0.02, D ±0.08).
     # The heaviest test of the folder: 3 passes of 1e11 float64 multiply-adds (~25 s on
     # 2 shared cores), in 64 MiB blocks.
     real, fake = normal(10_000, 1000, seed=0), normal(10_000, 1000, seed=1)

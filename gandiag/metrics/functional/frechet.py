@@ -1,6 +1,6 @@
 """Fréchet distance between Gaussians fitted to features (FID when the features are Inception's).
 
-FID = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂)  (DESIGN.md, "FID / KID").
+FID = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂)  (docs/definitions.md, "FID and KID").
 
 tr √(Σ₁Σ₂) is the sum of the square roots of the eigenvalues of Σ₁Σ₂, which are those of
 the symmetric PSD matrix √Σ₁ Σ₂ √Σ₁ (AB and BA share their eigenvalues). So symmetric
@@ -170,7 +170,7 @@ def _trace_sqrt_product(
     """tr √(Σ₁Σ₂): Σ √λ over the eigenvalues of a symmetric matrix similar to Σ₁Σ₂.
 
     Any factor Σ₁ = F Fᵀ makes Fᵀ Σ₂ F similar to Σ₁Σ₂ (and symmetric). F = √Σ₁ from
-    ``eigh`` is the form of DESIGN.md and works for singular Σ₁; the Cholesky factor L
+    ``eigh`` is the form of docs/definitions.md and works for singular Σ₁; the Cholesky factor L
     gives the same eigenvalues when Σ₁ (or, by symmetry of FID, Σ₂) is positive definite,
     and needs no eigenvectors: MKL's eigenvector solver is slow on structured matrices
     (identity, diagonal, low rank) when its threads compete for cores (measured 2 cores,

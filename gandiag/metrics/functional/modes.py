@@ -4,7 +4,7 @@ Both measure KL(p̂ ‖ uniform over K) = log K − H(p̂) in nats, p̂ the hist
 0 when every mode is used equally, log K when one mode takes everything. The plug-in
 estimate is biased up by about (K − 1) / (2n) for n samples of a uniform generator
 (2n·KL is the G-test statistic, ≈ χ² with K − 1 degrees of freedom), e.g. ≈ 0.019 for
-26 000 stacked-digit samples over 1000 modes (DESIGN.md, "Stacked digits").
+26 000 stacked-digit samples over 1000 modes (docs/definitions.md, "Stacked digits").
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def toy_coverage(
     """The toy-mixture metric of generator samples (PacGAN lineage), with its histogram.
 
     Wraps ``ToyMixture.evaluate`` and ``ToyMixture.mode_histogram`` (gandiag.data.toy),
-    so the definition lives in one place (DESIGN.md, "Toy mixtures").
+    so the definition lives in one place (docs/definitions.md, "Toy mixtures").
 
     Args:
-        samples: ``(n, 2)`` generator samples (DESIGN.md: 2500 from a fixed noise).
+        samples: ``(n, 2)`` generator samples (docs/definitions.md: 2500 from a fixed noise).
         mixture: The target, e.g. ``gandiag.data.ring()`` or ``gandiag.data.grid()``.
 
     Returns:

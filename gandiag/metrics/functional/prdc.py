@@ -1,6 +1,6 @@
 """Precision, recall, density and coverage of generated features (Naeem et al. 2020).
 
-Definitions (DESIGN.md, "Precision, recall, density, coverage"), for real features
+Definitions (docs/definitions.md, "Precision, recall, density, coverage"), for real features
 X_1..X_N, fake features Y_1..Y_M and the k-nearest-neighbour radius r(·) of a point in its
 own set (distance to its k-th nearest neighbour, the point itself excluded):
 
