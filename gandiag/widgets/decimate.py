@@ -24,15 +24,24 @@ import numpy as np
 def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as float32 arrays of at most `max_points` points (float arrays travel to the
     browser as binary; int64 and lists go as JSON, 50-400x slower)."""
-    if max_points < 4:
-        raise ValueError(f"minmax: expected max_points >= 4, got {max_points}")
     steps = np.asarray(steps, dtype=np.float64).reshape(-1)
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(steps) != len(values):
         raise ValueError(f"minmax: {len(steps)} steps but {len(values)} values")
     values = np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan)
+    index = minmax_index(values, max_points)
+    return steps[index].astype(np.float32), values[index].astype(np.float32)
+
+
+def minmax_index(values: np.ndarray, max_points: int = 2000) -> np.ndarray:
+    """The indexes `minmax` keeps (sorted): a smoothed line drawn at the raw line's points
+    shares its x with the raw line, so the offline report swaps only y when re-smoothing."""
+    if max_points < 4:
+        raise ValueError(f"minmax: expected max_points >= 4, got {max_points}")
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    values = np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan)
     if len(values) <= max_points:
-        return steps.astype(np.float32), values.astype(np.float32)
+        return np.arange(len(values))
     buckets = (max_points - 2) // 2  # and the two end points
     size = -(-len(values) // buckets)  # ceil
     padded = np.concatenate([values, np.full(buckets * size - len(values), np.nan)])
@@ -47,5 +56,4 @@ def minmax(steps: np.ndarray, values: np.ndarray, max_points: int = 2000) -> tup
     high = np.where(has_nan, real_nan.argmax(axis=1), high)  # a NaN gap beats the maximum
     starts = np.arange(buckets) * size
     index = np.unique(np.concatenate([[0, len(values) - 1], starts + low, starts + high]))
-    index = index[index < len(values)]
-    return steps[index].astype(np.float32), values[index].astype(np.float32)
+    return index[index < len(values)]

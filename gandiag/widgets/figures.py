@@ -14,9 +14,11 @@ is decimated to at most `max_points` float32 points (min-max, spikes kept).
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Mapping
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -24,8 +26,9 @@ from plotly.subplots import make_subplots
 
 from gandiag.detect.alert import Alert
 from gandiag.detect.diagnosis import series_of
-from gandiag.widgets.decimate import minmax
+from gandiag.widgets.decimate import minmax, minmax_index
 from gandiag.widgets.samples import Snapshot, samples_panel_traces
+from gandiag.widgets.smoothing import check_weight, ema
 
 TIME_PANELS = (
     ("losses", "losses (x: step = G updates)", 1.0),
@@ -41,19 +44,61 @@ COLORS = {"D": "#1f77b4", "G": "#d62728", "real": "#2ca02c", "fake": "#ff7f0e", 
 SEVERITY_COLORS = {"info": "#7f7f7f", "warning": "#ff9f1c", "critical": "#d62728"}
 HEATMAP_COLUMNS = 400  # step bins of the gradient heatmaps
 ROW_HEIGHT = 220  # pixels per unit of a panel's relative height
+RAW_OPACITY = 0.25  # the raw series, drawn faint behind its smoothed line
+
+
+def text(value: Any) -> str:
+    """A user-provided string (run, metric or layer name, config value, alert text) made
+    safe for plotly and for HTML: plotly.js renders tags in text (<a href>, <b>, <span
+    style>, ...) and turns entities back into characters, so escaping <, > and & shows the
+    string as written and nothing in it becomes markup or a link."""
+    return html.escape(str(value), quote=False)
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """How noisy per-step series are drawn: `weight` 0 draws them raw; above 0 the
+    debiased EMA of `gandiag.widgets.smoothing.ema` is drawn over the raw series (faint).
+    `choices` (the offline report's slider) precomputes the smoothed y at each of those
+    weights into the trace's `meta["smoothed"]` (base64 float32, in the choices' order)."""
+
+    weight: float = 0.0
+    choices: tuple[float, ...] = ()
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0 or bool(self.choices)
+
+
+def _axis_titles(loss: str | None) -> dict[str, str]:
+    """y-axis titles in the loss family's units (D outputs are read in that scale)."""
+    family = str(loss or "").lower()
+    probabilistic = family in ("minimax", "nonsaturating", "bce", "")
+    return {"losses": "loss (nats)" if probabilistic else f"{text(family)} loss",
+            "outputs": ("D output (logit)" if probabilistic else
+                        "D output (critic value)" if family.startswith("wgan") else "D output (score)"),
+            "balance": "r_t = E[sign D(real)]<br>and accuracy",
+            "G gradients": "G layer", "D gradients": "D layer",
+            "distance": "distance"}
 
 
 def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_points: int = 2000,
                  title: str | None = None, samples: Snapshot | None = None,
-                 samples_panel: bool | None = None, metric_panels: bool | None = None) -> go.Figure:
+                 samples_panel: bool | None = None, metric_panels: bool | None = None,
+                 smoothing: float = 0.0, smoothing_choices: Sequence[float] = ()) -> go.Figure:
     """Every panel of a run: `source` is anything `gandiag.diagnose` takes (a stored run,
     a trainer, a monitor, a history or {key: (steps, values)}); `alerts` are marked on the
     time axes with their explanation on hover; `samples` (a `take_snapshot` or a stored
     PNG as `ImageSnapshot`) fills a samples panel, which `samples_panel=True` keeps even
     while empty (a live dashboard whose first snapshot is still to come). The coverage
     and distance panels are drawn when there are `metric/*` series, or when
-    `metric_panels=True` (metrics scheduled but not evaluated yet)."""
+    `metric_panels=True` (metrics scheduled but not evaluated yet). `smoothing` in [0, 1)
+    draws the losses, D outputs, r_t and accuracies smoothed (TensorBoard's EMA, 0.6 is
+    its default) over their raw series, drawn faint; `smoothing_choices` precomputes other
+    weights (see `Smoothing`)."""
     series = drawable_series(source)
+    smooth = Smoothing(check_weight(smoothing, "build_figure"),
+                       tuple(check_weight(w, "build_figure") for w in smoothing_choices))
     if metric_panels is None:
         metric_panels = any(key.startswith("metric/") for key in series)
     panels = [panel for panel in TIME_PANELS if metric_panels or panel[0] not in ("coverage", "distance")]
@@ -63,15 +108,19 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
                         row_heights=[height for *_, height in panels],
                         specs=[[{"secondary_y": name == "coverage"}] for name, *_ in panels])
     row = {name: i + 1 for i, (name, *_) in enumerate(panels)}
-    losses_panel(fig, series, row=row["losses"], max_points=max_points)
-    outputs_panel(fig, series, row=row["outputs"], max_points=max_points)
-    balance_panel(fig, series, row=row["balance"], max_points=max_points)
+    losses_panel(fig, series, row=row["losses"], max_points=max_points, smoothing=smooth)
+    outputs_panel(fig, series, row=row["outputs"], max_points=max_points, smoothing=smooth)
+    balance_panel(fig, series, row=row["balance"], max_points=max_points, smoothing=smooth)
     gradients_panel(fig, series, "G", row=row["G gradients"])
     gradients_panel(fig, series, "D", row=row["D gradients"])
     if metric_panels:
         coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
         distance_panel(fig, series, row=row["distance"], max_points=max_points)
     time_rows = len(panels) - ("samples" in row)
+    for name, axis_title in _axis_titles(_loss_name(source)).items():
+        if name in row:
+            fig.update_yaxes(title_text=axis_title, title_font_size=11, automargin=True, row=row[name], col=1)
+    fig.update_xaxes(title_text="step (G updates)", title_font_size=11, row=time_rows, col=1)
     alert_markers(fig, list(alerts or []), rows=time_rows)
     for r in range(2, time_rows + 1):  # the time panels zoom together
         fig.update_xaxes(matches="x", row=r, col=1)
@@ -81,9 +130,17 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
         _room_for_a_two_line_title(fig, row["samples"], share=24 / height)  # 24 px
     legend_per_panel(fig, len(panels), below=("samples",) if "samples" in row else ())
     fig.update_layout(height=height,
-                      title=html.escape(title) if title else None,
-                      margin={"l": 60, "r": 200, "t": 70, "b": 40}, template="plotly_white")
+                      title=text(title) if title else None,
+                      margin={"l": 70, "r": 200, "t": 70, "b": 50}, template="plotly_white")
     return fig
+
+
+def _loss_name(source: Any) -> str | None:
+    """The loss the source was trained with, where its config says (a run, a trainer)."""
+    config = getattr(source, "config", None)
+    if isinstance(config, Mapping):
+        return config.get("loss")
+    return getattr(config, "loss", None) if config is not None else None
 
 
 class _StoredSeries(Mapping):
@@ -138,21 +195,60 @@ def legend_per_panel(fig: go.Figure, rows: int, *, below: tuple[str, ...] = ()) 
         fig.update_layout({"legend" if r == 1 else f"legend{r}": style})
 
 
-def _line(series: dict, key: str, name: str, color: str, max_points: int, **style: Any) -> go.Scatter | None:
-    if key not in series:
-        return None
-    x, y = minmax(*series[key], max_points=max_points)
-    return go.Scatter(x=x, y=y, name=name, mode="lines", line={"color": color, "width": 1.2},
-                      **style)
+def _drawable(values: np.ndarray) -> np.ndarray:
+    """float32 values for plotly: beyond float32 (inf included) becomes a NaN gap."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan).astype(np.float32)
 
 
-def losses_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
+def _b64(values: np.ndarray) -> str:
+    return base64.b64encode(_drawable(values).astype("<f4").tobytes()).decode("ascii")
+
+
+def smoothed_y(values: np.ndarray, index: np.ndarray, smoothing: Smoothing) -> tuple[np.ndarray, dict]:
+    """The smoothed series at the kept points, and the trace's `meta` (the precomputed
+    choices), for a series drawn at `index` (the raw line's min-max points)."""
+    values = np.asarray(values, dtype=np.float64)
+    meta = ({"smoothed": [_b64(ema(values, w)[index]) for w in smoothing.choices]}
+            if smoothing.choices else {})
+    return _drawable(ema(values, smoothing.weight)[index]), meta
+
+
+def noisy_line(steps: np.ndarray, values: np.ndarray, *, name: str, color: str, max_points: int,
+               smoothing: Smoothing = Smoothing(), group: str | None = None,
+               showlegend: bool = True, **line: Any) -> list[go.Scatter]:
+    """A per-step series as one line, or, smoothing on, the smoothed line (named `name`)
+    over the raw one (faint, `name (raw)`); both share the raw line's min-max points (spikes
+    and NaN gaps kept) and a legend group, so a legend click hides both."""
+    steps = np.asarray(steps, dtype=np.float64)
+    index = minmax_index(values, max_points)
+    x, raw = steps[index].astype(np.float32), _drawable(np.asarray(values)[index])
+    style = {"color": color, "width": 1.2} | line
+    group = group or name
+    if not smoothing.on:
+        return [go.Scatter(x=x, y=raw, name=name, mode="lines", line=style, legendgroup=group,
+                           showlegend=showlegend)]
+    y, meta = smoothed_y(values, index, smoothing)
+    return [go.Scatter(x=x, y=raw, name=f"{name} (raw)", mode="lines", opacity=RAW_OPACITY,
+                       line=style | {"width": 1}, legendgroup=group, showlegend=False),
+            go.Scatter(x=x, y=y, name=name, mode="lines", line=style, legendgroup=group,
+                       showlegend=showlegend, meta=meta or None)]
+
+
+def _add_line(fig: go.Figure, series: Mapping, key: str, name: str, color: str, *, row: int,
+              max_points: int, smoothing: Smoothing, **line: Any) -> None:
+    if key in series:
+        steps, values = series[key]
+        fig.add_traces(noisy_line(steps, values, name=name, color=color, max_points=max_points,
+                                  smoothing=smoothing, **line), rows=row, cols=1)
+
+
+def losses_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
+                 smoothing: Smoothing = Smoothing()) -> None:
     """D's and G's losses; in a user's loop they come from `monitor.log(...)`, which the
     empty panel says (the hooks see D's outputs and the gradients, not the loss values)."""
     for key, name, color in (("D/loss", "D loss", COLORS["D"]), ("G/loss", "G loss", COLORS["G"])):
-        trace = _line(series, key, name, color, max_points)
-        if trace is not None:
-            fig.add_trace(trace, row=row, col=1)
+        _add_line(fig, series, key, name, color, row=row, max_points=max_points, smoothing=smoothing)
     if "D/loss" not in series and "G/loss" not in series:
         low, high = fig.get_subplot(row, 1).yaxis.domain
         fig.add_annotation(text="no losses recorded yet: in your own loop, add "
@@ -161,38 +257,41 @@ def losses_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 20
                            font={"color": "#7f7f7f"})
 
 
-def outputs_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
-    """D(x) and D(G(z)) means (D update) with ± one std bands, and the logit gap."""
+def outputs_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
+                  smoothing: Smoothing = Smoothing()) -> None:
+    """D(x) and D(G(z)) means (D update) with ± one std bands, and the logit gap; with
+    smoothing, the bands are the smoothed mean ± the smoothed std."""
     for side, label in (("real", "D(x)"), ("fake", "D(G(z))")):
         mean_key, std_key = f"D/out_{side}/mean", f"D/out_{side}/std"
         if mean_key not in series:
             continue
         steps, mean = series[mean_key]
         if std_key in series:
+            index = minmax_index(mean, max_points)
             std = np.interp(steps, *series[std_key])
             for sign, fill in ((1, None), (-1, "tonexty")):
-                x, y = minmax(steps, mean + sign * std, max_points=max_points)
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"width": 0},
-                                         fill=fill, fillcolor=_alpha(COLORS[side], 0.15),
+                y, meta = smoothed_y(mean + sign * std, index, smoothing)
+                fig.add_trace(go.Scatter(x=np.asarray(steps, np.float64)[index].astype(np.float32), y=y,
+                                         mode="lines", line={"width": 0}, fill=fill,
+                                         fillcolor=_alpha(COLORS[side], 0.15), meta=meta or None,
                                          showlegend=False, hoverinfo="skip"), row=row, col=1)
-        fig.add_trace(_line(series, mean_key, f"{label} mean", COLORS[side], max_points), row=row, col=1)
+        _add_line(fig, series, mean_key, f"{label} mean", COLORS[side], row=row,
+                  max_points=max_points, smoothing=smoothing)
     if "D/out_real/mean" in series and "D/out_fake/mean" in series:
         steps, real = series["D/out_real/mean"]
         gap = real - np.interp(steps, *series["D/out_fake/mean"])
-        x, y = minmax(steps, gap, max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name="logit gap", mode="lines",
-                                 line={"color": COLORS["gap"], "width": 1, "dash": "dot"}), row=row, col=1)
+        fig.add_traces(noisy_line(steps, gap, name="logit gap", color=COLORS["gap"], width=1, dash="dot",
+                                  max_points=max_points, smoothing=smoothing), rows=row, cols=1)
 
 
-def balance_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
+def balance_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
+                  smoothing: Smoothing = Smoothing()) -> None:
     """r_t = mean sign(D(x)) and D's accuracy on real and fake batches (0.5 is balanced)."""
     for key, name, color in (("D/out_real/sign", "r_t", COLORS["D"]),
                              ("D/out_real/acc", "accuracy on real", COLORS["real"]),
                              ("D/out_fake/acc", "accuracy on fake", COLORS["fake"])):
-        trace = _line(series, key, name, color, max_points)
-        if trace is not None:
-            fig.add_trace(trace, row=row, col=1)
-    fig.update_yaxes(range=[-1.05, 1.05], row=row, col=1)
+        _add_line(fig, series, key, name, color, row=row, max_points=max_points, smoothing=smoothing)
+    fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, -0.5, 0, 0.5, 1], row=row, col=1)
 
 
 def gradients_panel(fig: go.Figure, series: dict, role: str, *, row: int) -> None:
@@ -217,8 +316,8 @@ def gradients_panel(fig: go.Figure, series: dict, role: str, *, row: int) -> Non
     centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
     # 2-D arrays travel as JSON (only 1-D ones as binary): 2 decimals of log10 are plenty.
     fig.add_trace(go.Heatmap(z=np.round(np.array(rows, dtype=np.float64), 2), x=centers,
-                             y=[k[len(prefix):] for k in layers], colorscale="Viridis",
-                             colorbar=_colorbar(fig, row, "log10"),
+                             y=[text(k[len(prefix):]) for k in layers], colorscale="Viridis",
+                             colorbar=_colorbar(fig, row, "log10 norm"),
                              name=f"{role} gradients",
                              hovertemplate="step %{x:.0f}<br>layer %{y}<br>log10 norm %{z:.2f}<extra></extra>"),
                   row=row, col=1)
@@ -256,24 +355,30 @@ def coverage_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 
     two_axes = {kind for _, kind in metrics} == {"count", "share"}
     for i, (name, kind) in enumerate(metrics):
         x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+        fig.add_trace(go.Scatter(x=x, y=y, name=text(name), mode="lines+markers", marker={"size": 4},
                                  line={"color": PALETTE[i % len(PALETTE)],
                                        "dash": "dot" if kind == "share" else "solid"}),
                       row=row, col=1, secondary_y=two_axes and kind == "share")
+    # Shares read as percent at round ticks (left alone, the right axis syncs its ticks to
+    # the left one's and lands on 24.5 %, 48.9 %, ...).
+    share_axis = {"title_text": "share", "range": [0, 1.05], "tickmode": "array",
+                  "tickvals": [0, 0.25, 0.5, 0.75, 1], "tickformat": ".0%", "title_font_size": 11}
     if two_axes:
-        fig.update_yaxes(title_text="count", rangemode="tozero", row=row, col=1, secondary_y=False)
-        fig.update_yaxes(title_text="share", range=[0, 1.05], row=row, col=1, secondary_y=True)
+        fig.update_yaxes(title_text="count", rangemode="tozero", title_font_size=11, row=row, col=1,
+                         secondary_y=False)
+        fig.update_yaxes(share_axis, row=row, col=1, secondary_y=True)
     elif metrics:
         shares = metrics[0][1] == "share"
-        fig.update_yaxes(title_text="share" if shares else "count", rangemode="tozero",
-                         range=[0, 1.05] if shares else None, row=row, col=1, secondary_y=False)
+        fig.update_yaxes(share_axis if shares else {"title_text": "count", "rangemode": "tozero",
+                                                    "title_font_size": 11},
+                         row=row, col=1, secondary_y=False)
 
 
 def distance_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
     """Reverse KL, KL, FID, KID: how far G's distribution is from the data's."""
     for i, (name, _) in enumerate(_metrics(series, ("distance",))):
         x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+        fig.add_trace(go.Scatter(x=x, y=y, name=text(name), mode="lines+markers", marker={"size": 4},
                                  line={"color": PALETTE[-1 - i % len(PALETTE)]}), row=row, col=1)
     fig.update_yaxes(rangemode="tozero", row=row, col=1)
 
@@ -325,7 +430,7 @@ def add_lines(fig: go.Figure, lines: list[tuple[int, str]], *, rows: Iterable[in
 
 def _hover(alert: Alert) -> str:
     """Alert text for a hover label: escaped (messages can hold user strings), wrapped."""
-    words = html.escape(alert.explanation).split()
+    words = text(alert.explanation).split()
     lines, line = [], ""
     for word in words:
         if len(line) + len(word) > 80:
@@ -333,8 +438,8 @@ def _hover(alert: Alert) -> str:
             line = ""
         line = f"{line} {word}".strip()
     lines.append(line)
-    return (f"<b>{html.escape(alert.kind)}</b> ({alert.severity}) at step {alert.step}<br>"
-            f"{html.escape(alert.message)}<br><i>" + "<br>".join(lines) + "</i>")
+    return (f"<b>{text(alert.kind)}</b> ({text(alert.severity)}) at step {alert.step}<br>"
+            f"{text(alert.message)}<br><i>" + "<br>".join(lines) + "</i>")
 
 
 def _room_for_a_two_line_title(fig: go.Figure, row: int, *, share: float) -> None:
