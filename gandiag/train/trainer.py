@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gandiag.data.adapters import batch_source
 from gandiag.hooks import Monitor, attached_monitor
 from gandiag.hooks.history import History
-from gandiag.train import checkpoint, distributed
+from gandiag.train import checkpoint, distributed, paths
 from gandiag.train.capture import CaptureError, GraphedTrainStep, adam_options, resolve_capture
 from gandiag.train import stabilisers as stab
 from gandiag.train.callbacks import Callback
@@ -50,13 +50,41 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
+def _check_trainable(role: str, model: nn.Module) -> None:
+    """A model the trainer cannot update is an error here, not torch's 'empty parameter
+    list' from the optimizer, nor a G that silently never learns."""
+    parameters = list(model.parameters())
+    if parameters and any(p.requires_grad for p in parameters):
+        return
+    what = type(model).__name__
+    if not parameters:
+        raise ValueError(
+            f"Trainer: expected {role} to have trainable parameters, got {what} with none; "
+            f"pass a model with learnable layers (e.g. nn.Sequential(nn.Linear(...), ...))"
+        )
+    raise ValueError(
+        f"Trainer: expected {role} to have trainable parameters, got {what} whose "
+        f"{len(parameters)} parameters all have requires_grad=False; call "
+        f"{role}.requires_grad_(True) before training"
+    )
+
+
+def _input_dtype(D: nn.Module) -> torch.dtype:
+    """The float type D computes in (its first floating parameter's): real batches are
+    converted to it, so float64 numpy data meets a float32 D."""
+    return next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.float32)
+
+
 class Trainer:
     """Trains generator `G` against discriminator `D` on `data` (see `TrainConfig`).
 
     `G` maps noise (B, z_dim) to samples; `D` maps samples to logits of shape (B,) or
-    (B, 1). `data` is anything `gandiag.data.batch_source` accepts. The models are moved
-    to the training device; with `spectral_norm=True`, D's layers are parametrised in
-    place. torch's global RNG is seeded with `config.seed` (dropout, user code).
+    (B, 1). `data` is anything `gandiag.data.batch_source` accepts; its batches take D's
+    float type (float64 numpy data meets a float32 D). The models are moved to the
+    training device; with `spectral_norm=True`, D's layers are parametrised in place.
+    torch's global RNG is seeded with `config.seed` (dropout, user code). `name` names the
+    run and its checkpoint (`<name>-last.pt` in `checkpoint_dir`), so it must be a plain
+    file name; it and the folder are checked here, before any training.
     """
 
     def __init__(
@@ -74,6 +102,13 @@ class Trainer:
             raise TypeError(f"Trainer: expected config to be a TrainConfig, got {type(config).__name__}")
         check_module("G", G)
         check_module("D", D)
+        _check_trainable("G", G)
+        _check_trainable("D", D)
+        name = paths.check_run_name(name, what="Trainer: name")
+        if config.checkpoint_dir is not None:  # checked here: a bad folder fails the first save, late
+            paths.check_folder_path(config.checkpoint_dir, what="TrainConfig.checkpoint_dir")
+            paths.check_not_folders(config.checkpoint_dir, (f"{name}-last.pt",),
+                                    what="TrainConfig.checkpoint_dir")
         self.config, self.name = config, name
         self.rank, self.world_size = distributed.world()
         self.device = resolve_device(config.device, G, D)
@@ -104,7 +139,8 @@ class Trainer:
         self.noise_generator = torch.Generator(device=self.device).manual_seed(
             config.seed + 1_000_003 * self.rank)
         self.data = batch_source(data, batch_size=config.batch_size, seed=config.seed + 1,
-                                 device=self.device, shard=(self.rank, self.world_size))
+                                 device=self.device, shard=(self.rank, self.world_size),
+                                 dtype=_input_dtype(D))
         self._evaluator = data if callable(getattr(data, "evaluate", None)) else None
         self.callbacks: list[Callback] = list(callbacks or [])
         # The trainer records through the same hooks a user's own loop gets from attach().

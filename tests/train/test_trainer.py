@@ -234,3 +234,70 @@ def test_resume_mid_interval_never_overfills_the_record_buffer(tmp_path):
     first.save(tmp_path / "c.pt")
     resumed = make_trainer().load(tmp_path / "c.pt").fit(9)
     assert resumed.history["D/loss"][0].tolist() == list(range(1, 17))
+
+
+@pytest.mark.parametrize("G, message", [
+    (nn.Identity(), "expected G to have trainable parameters, got Identity with none"),
+    (nn.Linear(2, 2).requires_grad_(False), r"all have requires_grad=False; call G.requires_grad_\(True\)"),
+])
+def test_g_without_trainable_parameters_fails_at_construction(G, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(G, nn.Linear(2, 1), data.ring(), TrainConfig(batch_size=8))
+    with pytest.raises(TypeError, match="expected G to be an nn.Module, got a function"):
+        Trainer(lambda z: z, nn.Linear(2, 1), data.ring())
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../../x", r"expected a plain file name, got '../../x' \(it contains '/'\); use letters, digits"),
+    ("/tmp/x", "contains '/'"), ("a\\b", "contains"), ("..", "a path, not a name"),
+    ("", "expected a non-empty name"), ("x" * 300, "expected at most 239 bytes.*choose a shorter name"),
+    (3, "expected a string, got int"),
+])
+def test_unsafe_run_names_are_refused(tmp_path, name, message):
+    G, D = tiny_pair()
+    config = TrainConfig(batch_size=8, log_every=5, checkpoint_every=5, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=f"Trainer: name: .*{message}"):
+        Trainer(G, D, data.ring(), config, name=name)
+
+
+def test_the_longest_allowed_name_fits_every_file(tmp_path):
+    from gandiag.train.paths import MAX_NAME_BYTES
+
+    G, D = tiny_pair()
+    config = TrainConfig(batch_size=8, log_every=2, checkpoint_every=2, checkpoint_dir=tmp_path)
+    trainer = Trainer(G, D, data.ring(), config, name="é" * (MAX_NAME_BYTES // 2)).fit(2)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{trainer.name}-last.pt"]
+
+
+def test_checkpoint_dir_must_be_a_writable_folder(tmp_path):
+    G, D = tiny_pair()
+    (tmp_path / "file").write_text("x")
+    for folder, message in ((tmp_path / "file", "got '.*file', which is a file"),
+                            (tmp_path / "file" / "sub", "got '.*sub', but '.*file' on its way is a file")):
+        config = TrainConfig(batch_size=8, log_every=5, checkpoint_every=5, checkpoint_dir=folder)
+        with pytest.raises(ValueError, match=f"TrainConfig.checkpoint_dir: expected a folder, {message}"):
+            Trainer(G, D, data.ring(), config)
+    (tmp_path / "run-last.pt").mkdir()
+    config = TrainConfig(batch_size=8, log_every=5, checkpoint_every=5, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="run-last.pt' would be written as a file but is a folder"):
+        Trainer(G, D, data.ring(), config)
+    new_folder = tmp_path / "new" / "deeper"
+    config = TrainConfig(batch_size=8, log_every=5, checkpoint_every=5, checkpoint_dir=new_folder)
+    Trainer(G, D, data.ring(), config).fit(5)
+    assert (new_folder / "run-last.pt").is_file()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_data_of_another_float_type_trains(recwarn, dtype):
+    G, D = tiny_pair()
+    points = np.random.default_rng(0).standard_normal((64, 2)).astype(dtype)
+    trainer = Trainer(G, D, points, TrainConfig(batch_size=8, log_every=2)).fit(2)
+    assert np.isfinite(trainer.history["D/loss"][1]).all()
+    notes = [str(w.message) for w in recwarn if "converted to float32" in str(w.message)]
+    assert len(notes) == (1 if dtype == np.float64 else 0)  # float16 -> float32 loses nothing
+
+
+def test_uint8_images_are_refused_with_the_scaling_fix():
+    G, D = tiny_pair()
+    with pytest.raises(TypeError, match=r"got dtype torch.uint8; .*127.5 - 1"):
+        Trainer(G, D, np.zeros((16, 2), dtype=np.uint8))
