@@ -2,6 +2,7 @@
 
     >>> import tempfile, os, numpy as np
     >>> from gandiag.hooks.records import Records
+    >>> from gandiag.store import RunWriter
     >>> path = os.path.join(tempfile.mkdtemp(), DEFAULT_STORE)
     >>> with RunWriter(path, name="dcgan", config={"lr": 2e-4}) as writer:
     ...     losses = np.array([1.4, 1.2, float("nan")])
@@ -16,10 +17,36 @@
     ['nonfinite']
 """
 
-from gandiag.store.reader import Alert, Run, RunInfo, list_runs, open_run
-from gandiag.store.schema import DEFAULT_STORE, RunStoreError
-from gandiag.store.recorder import StoreRecorder
-from gandiag.store.writer import RunWriter
+from __future__ import annotations
 
-__all__ = ["DEFAULT_STORE", "Alert", "Run", "RunInfo", "RunStoreError", "RunWriter",
-           "StoreRecorder", "list_runs", "open_run"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from gandiag.store.reader import Run, RunInfo, list_runs, open_run
+from gandiag.store.schema import DEFAULT_STORE, STALE_AFTER, RunStoreError
+
+# Imported on first use (PEP 562): reading and listing runs (`gandiag runs`) needs only
+# sqlite3 and numpy, while these three pull in torch through the hooks and the trainer.
+_LAZY = {"Alert": "gandiag.detect.alert", "RunWriter": "gandiag.store.writer",
+         "StoreRecorder": "gandiag.store.recorder"}
+
+if TYPE_CHECKING:
+    from gandiag.detect.alert import Alert
+    from gandiag.store.recorder import StoreRecorder
+    from gandiag.store.writer import RunWriter
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gandiag.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["DEFAULT_STORE", "STALE_AFTER", "Alert", "Run", "RunInfo", "RunStoreError",
+           "RunWriter", "StoreRecorder", "list_runs", "open_run"]

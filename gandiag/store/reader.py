@@ -1,7 +1,10 @@
 """Reading stored runs: `list_runs`, `open_run` and the `Run` they give.
 
 The reader opens the store read-only, so it works while training writes to it (another
-thread or process); every query sees what the writer has committed so far.
+thread or process); every query sees what the writer has committed so far. A run whose
+status is "running" but whose writer has not sent a heartbeat for `stale_after` seconds
+(default `STALE_AFTER`, 2 minutes) reads "stale": its process most likely died. Runs
+recorded by a gandiag from before heartbeats keep their stored status.
 
     >>> import tempfile, os, numpy as np
     >>> from gandiag.hooks.records import Records
@@ -19,18 +22,26 @@ thread or process); every query sees what the writer has committed so far.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import math
 import os
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
-from gandiag.hooks.records import Histograms
-from gandiag.store.schema import DEFAULT_STORE, RunStoreError, connect_reader
+from gandiag.store.schema import (DEFAULT_STORE, STALE_AFTER, RunStoreError, connect_reader,
+                                  read_error, run_columns)
 
+if TYPE_CHECKING:  # imported where used: listing runs (`gandiag runs`) needs neither torch nor scipy
+    from gandiag.detect.alert import Alert
+    from gandiag.hooks.records import Histograms
+
+_T = TypeVar("_T")
 _RUN_COLUMNS = "id, name, status, started, ended, last_step, config"
 
 
@@ -45,59 +56,93 @@ class RunInfo:
     ended: float | None
     last_step: int | None
     config: dict[str, Any] = field(default_factory=dict)
+    heartbeat: float | None = None  # the writer's last sign of life; None for older stores
 
 
-def list_runs(path: str = DEFAULT_STORE) -> list[RunInfo]:
-    """Every run in the store at `path`, oldest first."""
-    conn = connect_reader(os.fspath(path))
+def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Turn an SQLite error inside a Run query (a damaged page, a lost disk) into a
+    RunStoreError that names the file and the fix."""
+    @functools.wraps(method)
+    def guarded(self: Run, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as err:
+            raise read_error(self.path, err) from err
+    return guarded
+
+
+def list_runs(path: str = DEFAULT_STORE, *, stale_after: float = STALE_AFTER) -> list[RunInfo]:
+    """Every run in the store at `path`, oldest first; see the module doc for "stale"."""
+    path = os.fspath(path)
+    _check_stale_after(stale_after, "list_runs")
+    conn = connect_reader(path)
     try:
-        return [_info(row) for row in conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id")]
+        rows = conn.execute(f"SELECT {_columns(conn)} FROM runs ORDER BY id").fetchall()
+    except sqlite3.Error as err:
+        raise read_error(path, err) from err
     finally:
         conn.close()
+    now = time.time()
+    return [_info(row, now, stale_after) for row in rows]
 
 
-def open_run(name_or_id: str | int, path: str = DEFAULT_STORE) -> Run:
+def open_run(name_or_id: str | int, path: str = DEFAULT_STORE, *,
+             stale_after: float = STALE_AFTER) -> Run:
     """Open one run for reading: by id (int), or by name (the newest run of that name)."""
-    return Run(name_or_id, path)
+    return Run(name_or_id, path, stale_after=stale_after)
 
 
 class Run:
     """Read access to one stored run; a context manager. See `open_run`."""
 
-    def __init__(self, name_or_id: str | int, path: str = DEFAULT_STORE) -> None:
+    def __init__(self, name_or_id: str | int, path: str = DEFAULT_STORE, *,
+                 stale_after: float = STALE_AFTER) -> None:
         self.path = os.path.abspath(os.fspath(path))
         if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, int)):
             raise TypeError(f"open_run: expected a run name (str) or id (int), got "
                             f"{name_or_id!r}; see list_runs(path) for both")
+        self.stale_after = _check_stale_after(stale_after, "open_run")
         self._conn = connect_reader(self.path)
+        try:
+            self.id: int = self._find(name_or_id)
+            self.refresh()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @_reading
+    def _find(self, name_or_id: str | int) -> int:
+        self._run_columns = _columns(self._conn)
         column = "name" if isinstance(name_or_id, str) else "id"
         row = self._conn.execute(f"SELECT id FROM runs WHERE {column} = ? ORDER BY id DESC",
                                  (name_or_id,)).fetchone()
         if row is None:
             known = self._conn.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY id").fetchall()
-            self._conn.close()
             raise RunStoreError(f"open_run: no run with {column} {name_or_id!r} in {self.path!r}; "
                                 f"known {column}s: {[k for (k,) in known]}; pass one of those")
-        self.id: int = row[0]
-        self.refresh()
+        return row[0]
 
+    @_reading
     def refresh(self) -> None:
         """Re-read the run's status, end time and last step (the writer may have moved on)."""
-        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
+        row = self._conn.execute(f"SELECT {self._run_columns} FROM runs WHERE id = ?",
                                  (self.id,)).fetchone()
-        self.info: RunInfo = _info(row)
+        self.info: RunInfo = _info(row, time.time(), self.stale_after)
         self.name, self.config = self.info.name, self.info.config
         self.status, self.started, self.ended = self.info.status, self.info.started, self.info.ended
         self.last_step = self.info.last_step
 
+    @_reading
     def keys(self) -> list[str]:
         """The scalar keys recorded so far, sorted."""
         return self._keys("scalar_keys")
 
+    @_reading
     def histogram_keys(self) -> list[str]:
         """The histogram keys recorded so far, sorted."""
         return self._keys("histogram_keys")
 
+    @_reading
     def scalars(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps int64, values float64) of `key` over all writes, sorted by step."""
         rows = self._chunks("scalar", key, "steps, vals")
@@ -106,8 +151,11 @@ class Run:
         order = np.argsort(steps, kind="stable")
         return steps[order].astype(np.int64), values[order].astype(np.float64)
 
+    @_reading
     def histograms(self, key: str) -> Histograms:
         """The histograms of `key` over all writes, sorted by step."""
+        from gandiag.hooks.records import Histograms
+
         rows = self._chunks("histogram", key, "steps, counts")
         (edge_blob,) = self._conn.execute("SELECT edges FROM histogram_keys WHERE run_id = ? AND "
                                           "key = ?", (self.id, key)).fetchone()
@@ -119,14 +167,18 @@ class Run:
         order = np.argsort(steps, kind="stable")
         return Histograms(steps[order], edges, counts[order])
 
+    @_reading
     def samples(self, key: str = "samples") -> list[tuple[int, bytes]]:
         """(step, PNG bytes) of every sample snapshot under `key`, sorted by step."""
         rows = self._conn.execute("SELECT step, png FROM samples WHERE run_id = ? AND key = ? "
                                   "ORDER BY step, rowid", (self.id, key)).fetchall()
         return [(int(step), bytes(png)) for step, png in rows]
 
+    @_reading
     def alerts(self) -> list[Alert]:
         """Every alert of this run, in the order raised (`gandiag.detect.Alert`)."""
+        from gandiag.detect.alert import Alert
+
         rows = self._conn.execute("SELECT step, kind, severity, message, details, time FROM alerts "
                                   "WHERE run_id = ? ORDER BY rowid", (self.id,)).fetchall()
         return [Alert.from_row(step, kind, severity, message, json.loads(details), time)
@@ -164,6 +216,22 @@ class Run:
                                   "ORDER BY rowid", (row[0],)).fetchall()
 
 
-def _info(row: tuple[Any, ...]) -> RunInfo:
-    run_id, name, status, started, ended, last_step, config = row
-    return RunInfo(run_id, name, status, started, ended, last_step, json.loads(config))
+def _columns(conn: sqlite3.Connection) -> str:
+    """The runs columns to select; a store from before heartbeats has none to read."""
+    heartbeat = "heartbeat" if "heartbeat" in run_columns(conn) else "NULL AS heartbeat"
+    return f"{_RUN_COLUMNS}, {heartbeat}"
+
+
+def _info(row: tuple[Any, ...], now: float, stale_after: float) -> RunInfo:
+    run_id, name, status, started, ended, last_step, config, heartbeat = row
+    if status == "running" and heartbeat is not None and now - heartbeat > stale_after:
+        status = "stale"  # nobody has written for too long: the writing process is gone
+    return RunInfo(run_id, name, status, started, ended, last_step, json.loads(config), heartbeat)
+
+
+def _check_stale_after(stale_after: Any, caller: str) -> float:
+    if (isinstance(stale_after, bool) or not isinstance(stale_after, (int, float))
+            or not math.isfinite(stale_after) or stale_after <= 0):
+        raise ValueError(f"{caller}: expected stale_after to be a positive number of seconds, "
+                         f"got {stale_after!r}; pass e.g. stale_after={STALE_AFTER}")
+    return float(stale_after)

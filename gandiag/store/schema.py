@@ -3,6 +3,14 @@
 One SQLite file (WAL mode) holds many runs. Numbers are stored as little-endian blobs,
 one row per key and written chunk, so NaN and inf round-trip bit for bit. No pickle.
 
+Liveness: the writer thread stamps `runs.heartbeat` (unix time) with every commit and at
+least every `HEARTBEAT_EVERY` seconds while its run is open. A reader reports a run whose
+status is "running" but whose heartbeat is older than `STALE_AFTER` seconds as "stale":
+its process most likely died (killed, out of memory, machine lost) without closing it.
+The column came after schema version 1 without a version bump, since older readers select
+their columns by name and never see it; a writer adds it to an older store when it opens
+it, and a run without a heartbeat (written by an older gandiag) keeps its stored status.
+
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "runs.sqlite")
     >>> conn = connect_writer(path)
@@ -14,6 +22,7 @@ one row per key and written chunk, so NaN and inf round-trip bit for bit. No pic
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import time
 from urllib.parse import quote
@@ -21,12 +30,14 @@ from urllib.parse import quote
 DEFAULT_STORE = "runs/gandiag.sqlite"
 FORMAT = "gandiag run store"
 SCHEMA_VERSION = 1
+HEARTBEAT_EVERY = 10.0   # seconds between a writer thread's heartbeats while its run is idle
+STALE_AFTER = 120.0      # a "running" run silent this long reads "stale": a dozen missed beats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gandiag_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
     config TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-    last_step INTEGER);
+    last_step INTEGER, heartbeat REAL);
 CREATE TABLE IF NOT EXISTS scalar_keys (id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id), key TEXT NOT NULL, UNIQUE (run_id, key));
 CREATE TABLE IF NOT EXISTS scalar_chunks (key_id INTEGER NOT NULL REFERENCES scalar_keys(id),
@@ -49,6 +60,8 @@ CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id);
 """
 
 _DAMAGED_FIX = "if it is damaged, move it away and a new store will be created"
+_RECOVER = ("move it away and a new store will be created; to rescue what is left, run "
+            "`sqlite3 {path} .recover | sqlite3 recovered.sqlite`")
 
 
 class RunStoreError(RuntimeError):
@@ -74,6 +87,7 @@ def connect_writer(path: str) -> sqlite3.Connection:
         check_store(conn, path)
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: a commit survives a killed process
+        _add_heartbeat_column(conn)
     except sqlite3.Error as err:
         conn.close()
         raise RunStoreError(f"run store: cannot write to {path!r} ({err}); "
@@ -100,6 +114,35 @@ def _use_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
             time.sleep(0.01)
 
 
+def _add_heartbeat_column(conn: sqlite3.Connection) -> None:
+    """Give a store from before heartbeats its column. Checked again inside the write lock:
+    two writers may open the same old store at once."""
+    if "heartbeat" in run_columns(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "heartbeat" not in run_columns(conn):
+            conn.execute("ALTER TABLE runs ADD COLUMN heartbeat REAL")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def run_columns(conn: sqlite3.Connection) -> set[str]:
+    """The columns of the runs table (an older store lacks `heartbeat`)."""
+    return {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+
+
+def read_error(path: str, err: sqlite3.Error) -> RunStoreError:
+    """A RunStoreError for an SQLite error met while reading the store at `path`."""
+    if isinstance(err, sqlite3.OperationalError):  # locked, I/O error: the file may be fine
+        return RunStoreError(f"run store: cannot read {path!r} ({err}); check that the file "
+                             "is readable and its disk reachable, then try again")
+    return RunStoreError(f"run store: {path!r} is damaged ({err}): expected a readable "
+                         f"SQLite file; {_RECOVER.format(path=shlex.quote(path))}")
+
+
 def connect_reader(path: str) -> sqlite3.Connection:
     """Open the store at `path` read-only; works while another process writes to it."""
     if not os.path.isfile(path):
@@ -120,8 +163,7 @@ def connect_reader(path: str) -> sqlite3.Connection:
         check_store(conn, path)
     except sqlite3.Error as err:
         conn.close()
-        raise RunStoreError(f"run store: cannot read {path!r} ({err}); check that it is "
-                            f"readable; {_DAMAGED_FIX}") from err
+        raise read_error(path, err) from err
     except RunStoreError:
         conn.close()
         raise

@@ -2,7 +2,9 @@
 
 `write`, `add_sample`, `add_alert` and `set_status` only queue; the writer thread commits
 everything queued since its last commit in one transaction. `flush()` waits for that, so
-whatever it confirmed survives a killed process.
+whatever it confirmed survives a killed process. The same thread stamps the run's
+heartbeat with each commit, and every `heartbeat_every` seconds when nothing comes, so
+readers can tell a live run from one whose process died ("stale").
 
     >>> import tempfile, os, numpy as np
     >>> from gandiag.hooks.records import Records
@@ -31,7 +33,7 @@ import numpy as np
 from gandiag.hooks.records import Histograms, Records
 from gandiag.store._checks import (as_dict, check_png, check_series, check_step, check_text,
                                    to_json)
-from gandiag.store.schema import DEFAULT_STORE, RunStoreError, connect_writer
+from gandiag.store.schema import DEFAULT_STORE, HEARTBEAT_EVERY, RunStoreError, connect_writer
 
 SEVERITIES = ("info", "warning", "critical")
 _STOP = "stop"
@@ -43,13 +45,19 @@ class RunWriter:
     `writer.write` is the consumer to hand to whatever produces `Records` batches; it also
     takes a plain `{key: (steps, values)}` dict, as `Callback.on_flush` receives it.
     Use as a context manager: leaving by an exception marks the run "failed".
+    `heartbeat_every` (seconds) is how often an idle writer tells readers it is alive.
     """
 
     def __init__(self, path: str = DEFAULT_STORE, *, name: str,
-                 config: Any = None) -> None:
+                 config: Any = None, heartbeat_every: float = HEARTBEAT_EVERY) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"RunWriter: expected name to be a non-empty string, got {name!r}; "
                              "pass e.g. name='dcgan'")
+        if (isinstance(heartbeat_every, bool) or not isinstance(heartbeat_every, (int, float))
+                or not 0 < heartbeat_every < float("inf")):
+            raise ValueError(f"RunWriter: expected heartbeat_every to be a positive number of "
+                             f"seconds, got {heartbeat_every!r}; pass e.g. {HEARTBEAT_EVERY}")
+        self.heartbeat_every = float(heartbeat_every)
         self.path = os.path.abspath(os.fspath(path))
         self.name = name
         self.run_id: int = -1
@@ -186,9 +194,10 @@ class RunWriter:
     def _run(self, ready: threading.Event) -> None:
         try:
             conn = connect_writer(self.path)
+            now = time.time()
             self.run_id = conn.execute(
-                "INSERT INTO runs (name, config, status, started) VALUES (?, ?, 'running', ?)",
-                (self.name, self._config, time.time())).lastrowid
+                "INSERT INTO runs (name, config, status, started, heartbeat) "
+                "VALUES (?, ?, 'running', ?, ?)", (self.name, self._config, now, now)).lastrowid
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             self._error = err
             if not isinstance(err, RunStoreError):
@@ -203,7 +212,11 @@ class RunWriter:
         try:
             stop = False
             while not stop:
-                batch = [self._queue.get()]
+                try:
+                    batch = [self._queue.get(timeout=self.heartbeat_every)]
+                except queue.Empty:  # nothing to write: still say this process is alive
+                    _beat(conn, self.run_id)
+                    continue
                 while True:
                     try:
                         batch.append(self._queue.get_nowait())
@@ -213,6 +226,7 @@ class RunWriter:
                 conn.execute("BEGIN")
                 try:
                     _commit(conn, self.run_id, batch, key_ids)
+                    _beat(conn, self.run_id)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -227,6 +241,11 @@ class RunWriter:
                 self._done.notify_all()
         finally:
             conn.close()
+
+
+def _beat(conn: Any, run_id: int) -> None:
+    """Stamp the run's heartbeat (inside the caller's transaction, or as its own)."""
+    conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
 
 
 def _commit(conn: Any, run_id: int, batch: list[tuple[int, str, Any]],

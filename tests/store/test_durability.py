@@ -1,5 +1,6 @@
 """Another process reads while training writes; a SIGKILLed writer leaves a readable store
-that holds everything `flush()` confirmed.
+that holds everything `flush()` confirmed, and a run that reads "stale" once its heartbeat
+is older than the timeout, while a live writer's run reads "running".
 
 Writers run in forked children: a fresh interpreter would spend ~2 s importing torch (via
 the gandiag package) before its first write, and the store does not care how the process
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_meth
 WRITE = 10          # steps per write
 WRITES_PER_FLUSH = 3
 EDGES = np.linspace(-1.0, 1.0, 9)
+BEAT, STALE = 0.05, 2.0  # seconds: heartbeat interval and stale timeout, small for the test
 
 
 def loss(steps):
@@ -54,10 +56,19 @@ def write_until_killed(path, name, report_fd):
     os._exit(0)
 
 
-def start_writer(path, name):
+def beat_until_killed(path, name, report_fd):
+    """Child: open a run, write nothing, keep it open (its writer thread beats)."""
+    writer = RunWriter(path, name=name, heartbeat_every=BEAT)
+    writer.flush()
+    os.write(report_fd, b"0\n")
+    time.sleep(60)  # never outlive a crashed parent for long
+    os._exit(0)
+
+
+def start_writer(path, name, target=write_until_killed):
     read_fd, write_fd = os.pipe()
     child = multiprocessing.get_context("fork").Process(
-        target=write_until_killed, args=(path, name, write_fd), daemon=True)
+        target=target, args=(path, name, write_fd), daemon=True)
     child.start()
     os.close(write_fd)  # the child holds the only write end, so its death ends the pipe
     return child, os.fdopen(read_fd, "rb", buffering=0)
@@ -87,13 +98,17 @@ def test_another_process_reads_while_the_writer_runs(tmp_path):
     child, pipe = start_writer(path, "live")
     try:
         seen = []
+        confirmed = int(pipe.readline())
         for _ in range(5):
-            confirmed = int(pipe.readline())
             with open_run("live", path) as run:
                 steps = run.scalars("D/loss")[0]
                 assert run.status == "running" and len(steps) > confirmed
                 seen.append(len(steps))
-        assert seen == sorted(seen) and seen[-1] > seen[0]
+            # Wait for the child to confirm more than this read saw: on a busy machine the
+            # pipe can hold several lines already while the child has not run since.
+            while confirmed < seen[-1]:
+                confirmed = int(pipe.readline())
+        assert seen == sorted(set(seen))  # every read saw more than the one before
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.join()
@@ -123,3 +138,30 @@ def test_sigkill_at_random_points_leaves_readable_stores_with_every_confirmed_st
             check_store_holds(path, name, confirmed)
             kills += 1
     assert kills == 20
+
+
+def test_a_killed_writer_leaves_a_stale_run_while_a_live_one_reads_running(tmp_path):
+    path = str(tmp_path / "gandiag.sqlite")
+    started = [start_writer(path, name, beat_until_killed) for name in ("killed", "live")]
+    try:
+        for _, pipe in started:
+            assert pipe.readline() == b"0\n"  # both runs are open
+        (killed, _), (live, _) = started
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.join()
+        assert {r.name: r.status for r in list_runs(path, stale_after=STALE)} == {
+            "killed": "running", "live": "running"}  # the last beat is still fresh
+        time.sleep(STALE + 0.5)
+        assert {r.name: r.status for r in list_runs(path, stale_after=STALE)} == {
+            "killed": "stale", "live": "running"}
+        with open_run("killed", path, stale_after=STALE) as run:
+            assert (run.status, run.ended) == ("stale", None)
+        with open_run("live", path, stale_after=STALE) as run:
+            assert run.status == "running"
+        assert [r.status for r in list_runs(path)] == ["running", "running"]  # default: 2 min
+    finally:
+        for child, pipe in started:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGKILL)
+            child.join()
+            pipe.close()

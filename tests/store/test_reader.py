@@ -1,9 +1,15 @@
-"""Everything written comes back: scalars (NaN/inf too), histograms, samples, alerts, runs."""
+"""Everything written comes back: scalars (NaN/inf too), histograms, samples, alerts, runs;
+a run whose writer went silent reads "stale"."""
+
+import os
+import sqlite3
+import time
 
 import numpy as np
 import pytest
 
 from gandiag.hooks.records import Histograms, Records
+from gandiag.store import schema
 from gandiag.store import Alert, RunStoreError, RunWriter, list_runs, open_run
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake image body"
@@ -134,3 +140,66 @@ def test_reader_does_not_need_the_writer_and_empty_store_lists_nothing(path):
     assert [r.last_step for r in list_runs(path)] == [None]
     with open_run("empty", path) as run:
         assert run.keys() == [] and run.samples() == [] and run.alerts() == []
+
+
+def test_a_running_run_whose_heartbeat_stopped_reads_stale(path):
+    writer = RunWriter(path, name="quiet", heartbeat_every=60)  # no beat during this test
+    writer.flush()
+    time.sleep(0.3)
+    [info] = list_runs(path, stale_after=0.1)
+    assert info.status == "stale" and info.ended is None and info.heartbeat <= time.time() - 0.3
+    with open_run("quiet", path, stale_after=0.1) as run:
+        assert run.status == "stale"
+        assert open_run("quiet", path).status == "running"  # default: 2 minutes
+    writer.close()
+    assert [r.status for r in list_runs(path, stale_after=0.1)] == ["finished"]
+
+
+def test_an_idle_writer_keeps_beating(path):
+    with RunWriter(path, name="idle", heartbeat_every=0.02) as writer:
+        writer.flush()
+        first = list_runs(path)[0].heartbeat
+        deadline = time.monotonic() + 10
+        while list_runs(path)[0].heartbeat == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list_runs(path)[0].heartbeat > first  # no write in between: the thread beats
+
+
+def test_stale_after_and_heartbeat_every_must_be_positive(path):
+    RunWriter(path, name="x").close()
+    for bad in (0, -1.0, float("nan"), "120", True):
+        with pytest.raises(ValueError, match="stale_after to be a positive number"):
+            list_runs(path, stale_after=bad)
+        with pytest.raises(ValueError, match="stale_after to be a positive number"):
+            open_run("x", path, stale_after=bad)
+        with pytest.raises(ValueError, match="heartbeat_every to be a positive number"):
+            RunWriter(path, name="y", heartbeat_every=bad)
+
+
+def old_store(path):
+    """A store written by a gandiag from before heartbeats, with one run left running."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(schema.SCHEMA.replace(", heartbeat REAL", ""))
+        conn.execute("INSERT INTO gandiag_meta VALUES ('format', ?), ('schema_version', '1')",
+                     (schema.FORMAT,))
+        conn.execute("INSERT INTO runs (name, config, status, started) VALUES "
+                     "('old', '{}', 'running', 0.0)")
+    conn.close()
+
+
+def test_an_old_store_without_heartbeats_opens_and_keeps_its_status(path):
+    old_store(path)
+    [info] = list_runs(path, stale_after=0.1)
+    assert (info.name, info.status, info.heartbeat) == ("old", "running", None)
+    with open_run("old", path, stale_after=0.1) as run:
+        assert run.status == "running"
+    with RunWriter(path, name="new", heartbeat_every=60):  # the writer adds the column
+        pass
+    with sqlite3.connect(path) as conn:
+        assert "heartbeat" in schema.run_columns(conn)
+        assert conn.execute("SELECT value FROM gandiag_meta WHERE key = 'schema_version'"
+                            ).fetchone() == ("1",)
+    conn.close()
+    assert [(r.name, r.status) for r in list_runs(path, stale_after=0.1)] == [
+        ("old", "running"), ("new", "finished")]

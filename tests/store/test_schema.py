@@ -1,5 +1,5 @@
 """Bad store files and paths: each refused with what was expected and the fix; a foreign
-file is never modified."""
+file is never modified; a damaged page is reported, not a raw SQLite error."""
 
 import hashlib
 import os
@@ -8,6 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from gandiag.hooks.records import Records
 from gandiag.store import RunStoreError, RunWriter, list_runs, open_run
 from gandiag.store.schema import SCHEMA_VERSION
 
@@ -111,3 +112,22 @@ def test_an_empty_file_becomes_a_store(tmp_path):
     path.write_bytes(b"")
     RunWriter(str(path), name="x").close()
     assert [r.name for r in list_runs(str(path))] == ["x"]
+
+
+def test_a_damaged_page_is_a_store_error_with_the_fix(tmp_path):
+    path = tmp_path / "damaged.sqlite"
+    with RunWriter(str(path), name="r") as writer:
+        for start in range(0, 20_000, 100):
+            steps = np.arange(start, start + 100)
+            writer.write(Records(scalars={"D/loss": (steps, np.sin(steps)),
+                                          "G/loss": (steps, np.cos(steps))}))
+    assert not os.path.exists(f"{path}-wal")  # the last close moved everything into the file
+    data, page = bytearray(path.read_bytes()), 4096
+    middle = len(data) // page // 2  # a page of loss chunks, past the schema and the runs table
+    data[middle * page:(middle + 1) * page] = np.random.default_rng(0).bytes(page)
+    path.write_bytes(bytes(data))
+    with open_run("r", str(path)) as run:
+        with pytest.raises(RunStoreError, match=r"damaged \(database disk image is malformed\): "
+                                                r"expected a readable SQLite file; move it "
+                                                r"away.*sqlite3 .*damaged.sqlite \.recover"):
+            run.scalars("D/loss"), run.scalars("G/loss")
