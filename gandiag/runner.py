@@ -12,7 +12,11 @@ from typing import Any
 def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
          store: str) -> dict[str, Any] | None:
     """Train one run with a progress line, recorded in `store`; returns (and writes) its
-    summary, on rank 0 (None on the other ranks of a torchrun job)."""
+    summary, on rank 0 (None on the other ranks of a torchrun job).
+
+    The name, the data and the output folder are checked (and the folder made) before
+    anything trains: a bad path fails in a second, not after the run with its weights lost.
+    """
     import torch
 
     from gandiag import data, models
@@ -21,8 +25,12 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
     from gandiag.train import ProgressPrinter, Trainer
     from gandiag.widgets.report import write_report
 
-    dataset = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
-               "stacked": data.stacked_digits}[data_name]()
+    builders = {"ring": data.ring, "grid": data.grid, "digits": data.digits,
+                "stacked": data.stacked_digits}
+    if data_name not in builders:
+        raise ValueError(f"train_one: expected data one of {', '.join(builders)}, got {data_name!r}")
+    _prepare_output(name, out)
+    dataset = builders[data_name]()
     sample_shape = _sample_shape(dataset)
     torch.manual_seed(config.seed)  # the models' initial weights are part of the run
     G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
@@ -42,7 +50,6 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
     metrics: dict[str, Any] = (trainer.evaluate() if data_name in ("ring", "grid")
                                else _sample_stats(trainer.sample(2600 if data_name == "stacked" else 512),
                                                   data_name))
-    os.makedirs(out, exist_ok=True)
     trainer.save(os.path.join(out, f"{name}.pt"))
     with open_run(trainer.name, recorder.where) as run:
         report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts)
@@ -54,6 +61,21 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(summary | {"alerts": [a.row() for a in diagnosis.alerts]}, f, indent=2, default=float)
     return summary
+
+
+def _prepare_output(name: str, out: str) -> None:
+    """Check the run name and make the output folder, or raise ValueError with the fix."""
+    from gandiag.train import paths
+
+    paths.check_run_name(name, what="run name (--name)")
+    out = paths.check_folder_path(out, what="output folder (--out)")
+    paths.check_not_folders(out, (f"{name}.pt", f"{name}.json", f"{name}-report.html"),
+                            what="output folder (--out)")
+    try:
+        os.makedirs(out, exist_ok=True)  # made now: a folder that cannot be made fails before training
+    except OSError as error:
+        raise ValueError(f"output folder (--out): cannot create {out!r} ({error.strerror}); "
+                         "pass a folder you may write in") from None
 
 
 def _sample_shape(dataset: Any) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ An output folder must be a folder (or creatable as one) that this process may wr
     >>> check_run_name("../x")
     Traceback (most recent call last):
     ...
-    ValueError: run name: expected a plain file name, got '../x' (it contains '/'); use letters, digits, '-', '_', '.', e.g. name='ring-pack2'
+    ValueError: run name: expected a plain file name, got '../x' (it contains '/'); use letters, digits, '-', '_', '.', e.g. ring-pack2
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 LONGEST_SUFFIX = "-last.pt.partial"
 NAME_LIMIT = 255  # bytes in one file name on ext4, APFS, NTFS, ...
 MAX_NAME_BYTES = NAME_LIMIT - len(LONGEST_SUFFIX)
-_FIX = "use letters, digits, '-', '_', '.', e.g. name='ring-pack2'"
+_FIX = "use letters, digits, '-', '_', '.', e.g. ring-pack2"
 
 
 def check_run_name(name: Any, *, what: str = "run name") -> str:
@@ -42,9 +42,9 @@ def check_run_name(name: Any, *, what: str = "run name") -> str:
                          f"name); {_FIX}")
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
-        raise ValueError(f"{what}: expected at most {MAX_NAME_BYTES} bytes (the run's files, "
-                         f"e.g. '<name>{LONGEST_SUFFIX}', must fit in {NAME_LIMIT}), got "
-                         f"{size}: {name[:40]!r}...; choose a shorter name")
+        raise ValueError(f"{what}: expected at most {MAX_NAME_BYTES} bytes (the run's file "
+                         f"names, such as '<name>-report.html', must fit the {NAME_LIMIT}-byte "
+                         f"limit), got {size}: {name[:40]!r}...; choose a shorter name")
     return name
 
 
@@ -81,11 +81,11 @@ def check_not_folders(folder: str, file_names: tuple[str, ...], *, what: str) ->
 
 def _nearest_existing(path: str) -> str:
     """`path` itself if it exists, else its closest existing ancestor (the one that a
-    makedirs would have to write into)."""
-    current = os.path.abspath(path)
+    makedirs would have to write into), written as the user wrote it (relative stays so)."""
+    current = os.path.normpath(path)
     while not os.path.lexists(current):
-        parent = os.path.dirname(current)
+        parent = os.path.dirname(current) or os.curdir
         if parent == current:
             break
         current = parent
-    return path if current == os.path.abspath(path) else current
+    return path if current == os.path.normpath(path) else current
