@@ -7,7 +7,7 @@ Example:
     >>> trainer.fit(20).fit(10).step   # a second fit() continues where the first stopped
     30
     >>> sorted(trainer.evaluate())     # the ring's metrics on 2500 fixed-noise samples
-    ['hq', 'modes', 'reverse_kl']
+    ['fair_modes', 'hq', 'modes', 'reverse_kl']
 """
 
 from __future__ import annotations
