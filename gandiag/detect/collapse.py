@@ -1,9 +1,9 @@
 """`mode_collapse`: G covers fewer modes of the data than it should.
 
 Two kinds of evidence, each enough on its own:
-- *coverage* (when metrics are scheduled, `metric/<name>`): a coverage metric (`modes`,
-  `coverage`, `recall`) falls `drop` (a share) below its best so far, or a KL to uniform
-  (`reverse_kl`, `kl`) reaches `kl` (e^-0.5: only ~61 % of the modes effectively used) or
+- *coverage* (when metrics are scheduled, `metric/<name>`): a coverage metric
+  (`fair_modes`, `modes`, `coverage`, `recall`) falls `drop` (a share) below its best so
+  far, or a KL to uniform (`reverse_kl`, `kl`) reaches `kl` (e^-0.5: only ~61 % of the modes effectively used) or
   rises `kl_rise` above its lowest, on `evaluations` consecutive evaluations after the
   warm-up, ignoring evaluations where the toy metric's `metric/hq` is under `min_hq`
   (modes are counted on high-quality samples: with few of them the count says little);
@@ -11,7 +11,9 @@ Two kinds of evidence, each enough on its own:
   spread (mean pairwise distance) of D's fake inputs over that of its real inputs, stays
   below `spread` for `persist` records: fake batches far less diverse than real ones.
 One collapse is one alert: while one kind of evidence has an alert running, the other
-does not raise a second.
+does not raise a second. A coverage alert quotes the evaluation recorded at the step that
+raised it and names that step and the step of each best value, so its numbers are the
+ones the run store and the progress line hold for those steps.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gandiag.detect.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import asof, fmt, nan_median, rolling, tail
 
-HIGHER_IS_MORE_MODES = ("metric/modes", "metric/coverage", "metric/recall")
+HIGHER_IS_MORE_MODES = ("metric/fair_modes", "metric/modes", "metric/coverage", "metric/recall")
 KL_TO_UNIFORM = ("metric/reverse_kl", "metric/kl")
 
 _WHY = ("G maps most of its noise to a few outputs, which D then learns to reject, so G "
@@ -69,17 +71,18 @@ class ModeCollapse(Detector):
             return []
         steps = np.unique(np.concatenate([view.new(k)[0] for k in keys]))
         condition = np.zeros(len(steps), bool)
-        bests: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # best so far at each new step
+        bests: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        ignored = np.zeros(0, np.int64)  # evaluations left out for too few HQ samples
         for key in keys:
             own, values = view.new(key)
             if "metric/hq" in view:  # too few high-quality samples: no evidence either way
-                values = np.where(asof(own, *view.get("metric/hq")) >= self.min_hq, values, np.nan)
+                low = asof(own, *view.get("metric/hq")) < self.min_hq
+                ignored = np.union1d(ignored, own[low])
+                values = np.where(low, np.nan, values)
             values = np.where(np.isfinite(values), values, np.nan)
-            best = np.fmax.accumulate(np.r_[self.state.get(key, np.nan),
-                                            values if key in HIGHER_IS_MORE_MODES else -values])[1:]
-            if len(best):
-                self.state[key] = float(best[-1])
-            bests[key] = (own, best)
+            best, best_step = self._best_so_far(key, own, values if key in HIGHER_IS_MORE_MODES
+                                                else -values)
+            bests[key] = (own, best, best_step)
             with np.errstate(invalid="ignore"):
                 if key in HIGHER_IS_MORE_MODES:
                     bad = (best > 0) & (values <= (1 - self.drop) * best)
@@ -87,33 +90,60 @@ class ModeCollapse(Detector):
                     bad = (values >= self.kl) | (values >= -best + self.kl_rise)
             condition |= np.isin(steps, own[bad])
         condition &= steps >= warmup
+        ignored_before = self.state.get("ignored_low_hq", 0)
+        self.state["ignored_low_hq"] = ignored_before + len(ignored)
         alerts = []
         for start, index in self.episode("coverage", persist=self.evaluations).feed(steps, condition):
             if not self._quiet("diversity"):
-                alerts.append(self._coverage_alert(view, bests, start, int(steps[index])))
+                at = int(steps[index])
+                n_ignored = ignored_before + int(np.count_nonzero(ignored <= at))
+                alerts.append(self._coverage_alert(view, bests, start, at, n_ignored))
         return alerts
 
-    def _coverage_alert(self, view: View, bests: dict[str, tuple[np.ndarray, np.ndarray]],
-                        step: int, at: int) -> Alert:
-        parts, evidence = [], {}
-        for key, (own, best_so_far) in bests.items():
+    def _best_so_far(self, key: str, own: np.ndarray,
+                     signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The best value so far (highest of `signed`, NaN ignored) at each new evaluation,
+        and the step it was reached at (the earliest, on ties); carried across scans."""
+        best = self.state.get(key, np.nan)
+        at = self.state.get(f"{key}@step", -1)
+        bests, best_steps = np.full(len(own), np.nan), np.full(len(own), -1, np.int64)
+        for i, (step, value) in enumerate(zip(own, signed)):
+            if np.isfinite(value) and not value <= best:  # `not <=`: a NaN best is beaten
+                best, at = float(value), int(step)
+            bests[i], best_steps[i] = best, at
+        self.state[key], self.state[f"{key}@step"] = best, at
+        return bests, best_steps
+
+    def _coverage_alert(self, view: View, bests: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        step: int, at: int, n_ignored: int) -> Alert:
+        # Every value quoted is the evaluation recorded at step `at` (the one that raised
+        # the alert), and every best names its own step, so each number can be found in
+        # the run store and the progress lines as printed.
+        parts, evidence = [], {"step": at}
+        for key, (own, best_so_far, best_steps) in bests.items():
             values = view.upto(key, at, 1)[1]
             best = float(asof(np.array([at]), own, best_so_far)[0])
+            best_step = int(asof(np.array([at]), own, best_steps)[0])
             if not len(values) or not np.isfinite(best):
                 continue
             name, now = key.split("/", 1)[1], float(values[-1])
             if key in HIGHER_IS_MORE_MODES:
-                parts.append(f"{name} {fmt(now)} (best {fmt(best)})")
-                evidence[name] = {"now": now, "best": best}
+                parts.append(f"{name} {fmt(now)} (best {fmt(best)} at step {best_step})")
+                evidence[name] = {"now": now, "best": best, "best_step": best_step}
             else:
-                parts.append(f"{name} {fmt(now)} (lowest {fmt(-best)}; about {np.exp(-now):.0%} "
-                             "of the modes effectively used)")
-                evidence[name] = {"now": now, "lowest": -best}
+                parts.append(f"{name} {fmt(now)} (lowest {fmt(-best)} at step {best_step}; about "
+                             f"{np.exp(-now):.0%} of the modes effectively used)")
+                evidence[name] = {"now": now, "lowest": -best, "lowest_step": best_step}
         severe = any(v.get("now", 0) >= 1.0 for k, v in evidence.items() if "kl" in k) or any(
-            v["now"] <= v["best"] / 2 for k, v in evidence.items() if "best" in v)
+            v["now"] <= v["best"] / 2 for k, v in evidence.items() if isinstance(v, dict) and "best" in v)
+        note = ""
+        if n_ignored:
+            evidence["ignored_low_hq"] = n_ignored
+            note = (f" ({n_ignored} evaluation(s) with under {self.min_hq:.0%} high-quality "
+                    "samples left out of the best values)")
         return Alert(self.kind, step, "critical" if severe else "warning",
-                     "G covers fewer modes: " + "; ".join(parts), evidence, _WHY, list(_FIXES),
-                     detected_at=at)
+                     f"G covers fewer modes at step {at}: " + "; ".join(parts) + note, evidence,
+                     _WHY, list(_FIXES), detected_at=at)
 
     def _diversity(self, view: View, warmup: int) -> list[Alert]:
         key = "D/spread_ratio"

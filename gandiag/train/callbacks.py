@@ -101,9 +101,14 @@ class ProgressPrinter(Callback):
         )
         if self.evaluate and trainer.can_evaluate:
             metrics = trainer.evaluate()
-            # recorded too (history, run store) as metric/<name>, so nobody evaluates twice
-            trainer.monitor.record({f"metric/{name}": value for name, value in metrics.items()})
-            self.evaluations.append((int(steps[-1]), metrics))
+            # Recorded too (history, run store) as metric/<name>, at the step this line
+            # names, so nobody evaluates twice and every reader sees the same value at the
+            # same step. The trainer flushes at the end of fit(), so the last evaluation is
+            # that of the final weights: a later trainer.evaluate() gives the same numbers.
+            at = int(steps[-1])
+            trainer.monitor.record({f"metric/{name}": value for name, value in metrics.items()},
+                                   step=at)
+            self.evaluations.append((at, metrics))
             line += "  |" + "".join(f" {k}: {_short(v)}" for k, v in metrics.items())
         if self._tqdm is not None:
             self._tqdm.write(line, file=self.stream or sys.stdout)

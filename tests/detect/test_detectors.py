@@ -256,13 +256,30 @@ def test_falling_coverage_metrics_are_collapse_once_hq_is_meaningful():
                                        lambda e: np.full(len(e), 0.8))
     (alert,) = diagnose(series)
     assert (alert.kind, alert.step, alert.detected_at) == ("mode_collapse", 3000, 3250)
-    assert alert.evidence["modes"] == {"now": 3.0, "best": 8.0} and alert.severity == "critical"
-    assert "modes 3 (best 8)" in alert.message
+    assert alert.evidence["modes"] == {"now": 3.0, "best": 8.0, "best_step": 250}
+    assert alert.evidence["step"] == 3250 and alert.severity == "critical"
+    assert "at step 3250: modes 3 (best 8 at step 250)" in alert.message
+    assert "reverse_kl 1.1 (lowest 0.02 at step 250;" in alert.message
 
     few_hq = healthy() | metric_series(lambda e: np.where(e < 3000, 8.0, 0.0),
                                        lambda e: np.where(e < 3000, 0.02, np.inf),
                                        lambda e: np.where(e < 3000, 0.5, 0.01))
     assert diagnose(few_hq) == []   # modes are counted on HQ samples: 1 % says nothing
+
+
+def test_coverage_evidence_names_its_steps_and_the_evaluations_left_out_for_low_hq():
+    # HQ under 20 % until step 1000: those four evaluations do not set the best values, so
+    # the best (6 modes) is at step 1250, not the 8 recorded at step 250.
+    series = healthy() | metric_series(lambda e: np.where(e < 1250, 8.0, np.where(e < 3000, 6.0, 2.0)),
+                                       lambda e: np.where(e < 3000, 0.3, 1.5),
+                                       lambda e: np.where(e < 1250, 0.1, 0.8))
+    (alert,) = diagnose(series)
+    assert (alert.step, alert.detected_at) == (3000, 3250)
+    assert alert.evidence["modes"] == {"now": 2.0, "best": 6.0, "best_step": 1250}
+    assert alert.evidence["reverse_kl"] == {"now": 1.5, "lowest": 0.3, "lowest_step": 1250}
+    assert alert.evidence["ignored_low_hq"] == 4
+    assert "modes 2 (best 6 at step 1250)" in alert.message
+    assert "4 evaluation(s) with under 20% high-quality samples left out" in alert.message
 
 
 def test_one_collapse_is_one_alert_even_with_both_kinds_of_evidence():
