@@ -13,7 +13,6 @@ Per-layer heatmaps do not overlay, so the gradient panel shows each model's tota
 
 from __future__ import annotations
 
-import html
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -22,7 +21,9 @@ from plotly.subplots import make_subplots
 
 from gandiag.detect.alert import Alert
 from gandiag.widgets.decimate import minmax
-from gandiag.widgets.figures import ROW_HEIGHT, _hover, _metrics, add_lines, drawable_series, thin_out
+from gandiag.widgets.figures import (ROW_HEIGHT, Smoothing, _hover, _metrics, add_lines, drawable_series,
+                                     label as short_label, noisy_line, text, thin_out)
+from gandiag.widgets.smoothing import check_weight
 
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 # (title, [(key or derived name, line dash, label)]) per panel
@@ -39,11 +40,14 @@ COMPARE_PANELS = (
 
 
 def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]] | None = None, *,
-                   max_points: int = 2000, title: str | None = None) -> go.Figure:
+                   max_points: int = 2000, title: str | None = None, smoothing: float = 0.0) -> go.Figure:
     """Overlay `runs` ({label: anything `build_figure` takes}); `alerts` ({label: alerts})
-    are marked in their run's colour."""
+    are marked in their run's colour. `smoothing` in [0, 1) draws the per-step series
+    smoothed over their faint raw series (TensorBoard's EMA), so two noisy runs' lines can
+    be told apart; scheduled metrics are drawn as evaluated."""
     if not runs:
         raise ValueError("compare_figure: expected at least one run, got none; pass {label: run}")
+    smooth = Smoothing(check_weight(smoothing, "compare_figure"))
     fig = make_subplots(rows=len(COMPARE_PANELS), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=[panel_title for panel_title, _ in COMPARE_PANELS])
     for i, (label, source) in enumerate(runs.items()):
@@ -52,17 +56,26 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
         shown = False
         for row, (_, lines) in enumerate(COMPARE_PANELS, start=1):
             for key, dash, name, data in _expand(series, lines):
-                x, y = minmax(*data, max_points=max_points)
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, mode="lines", line={"color": color, "width": 1.2, "dash": dash},
-                    name=label, legendgroup=label, showlegend=not shown,
-                    hovertemplate=f"{html.escape(label)}: {html.escape(name)} %{{y:.4g}} at step %{{x:.0f}}<extra></extra>"),
-                    row=row, col=1)
+                # hovertemplate reads %{...} as a field: a zero-width space keeps a
+                # label's own "%{" as text
+                hover = f"{text(label)}: {text(name)}".replace("%{", "%\u200b{")
+                if key.startswith("metric/"):
+                    x, y = minmax(*data, max_points=max_points)
+                    traces = [go.Scatter(x=x, y=y, mode="lines", name=short_label(label),
+                                         line={"color": color, "width": 1.2, "dash": dash},
+                                         legendgroup=label, showlegend=not shown)]
+                else:
+                    traces = noisy_line(*data, name=short_label(label), color=color, dash=dash, group=label,
+                                        max_points=max_points, smoothing=smooth, showlegend=not shown)
+                for trace in traces:
+                    trace.hovertemplate = (f"{hover}{' (raw)' if trace.opacity else ''} %{{y:.4g}} "
+                                           "at step %{x:.0f}<extra></extra>")
+                fig.add_traces(traces, rows=row, cols=1)
                 shown = True
         _alert_marks(fig, label, list((alerts or {}).get(label, [])), color)
     fig.update_yaxes(type="log", row=4, col=1)
     fig.update_layout(height=int(ROW_HEIGHT * len(COMPARE_PANELS)) + 120,
-                      title=html.escape(title) if title else None, template="plotly_white",
+                      title=short_label(title, 120) if title else None, template="plotly_white",
                       legend={"x": 1.01, "y": 1.0, "yanchor": "top", "title": {"text": "runs"}},
                       margin={"l": 60, "r": 140, "t": 70, "b": 40})
     return fig
@@ -91,6 +104,6 @@ def _alert_marks(fig: go.Figure, label: str, alerts: list[Alert], color: str) ->
               rows=range(1, len(COMPARE_PANELS) + 1))
     fig.add_trace(go.Scatter(
         x=np.array([a.step for a in alerts], np.float32), y=np.zeros(len(alerts), np.float32),
-        mode="markers", marker={"symbol": "triangle-up", "size": 11, "color": color}, name=label,
-        legendgroup=label, showlegend=False, text=[f"{html.escape(label)}: {_hover(a)}" for a in alerts],
+        mode="markers", marker={"symbol": "triangle-up", "size": 11, "color": color}, name=short_label(label),
+        legendgroup=label, showlegend=False, text=[f"{text(label)}: {_hover(a)}" for a in alerts],
         hovertemplate="%{text}<extra></extra>"), row=1, col=1)

@@ -28,8 +28,9 @@ import plotly.graph_objects as go
 from gandiag.store.schema import DEFAULT_STORE
 from gandiag.train.callbacks import Callback
 from gandiag.widgets.figures import build_figure
-from gandiag.widgets.replay import Replay
+from gandiag.widgets.replay import Replay, smoothing_slider
 from gandiag.widgets.samples import Snapshot
+from gandiag.widgets.smoothing import DEFAULT_SMOOTHING, check_weight
 from gandiag.widgets.snapshot import take_snapshot
 from gandiag.widgets.sync import sync_figure
 
@@ -70,7 +71,8 @@ class Dashboard:
     """Live panels and controls for a `Trainer` (or a `Monitor` of a user loop)."""
 
     def __init__(self, source: Any, *, refresh_every: float = 0.5, max_points: int = 2000,
-                 title: str | None = None, samples_every: float | None = 2.0) -> None:
+                 title: str | None = None, samples_every: float | None = 2.0,
+                 smoothing: float = DEFAULT_SMOOTHING) -> None:
         if hasattr(source, "monitor") and hasattr(source, "fit"):
             self.trainer, self.monitor = source, source.monitor
         elif hasattr(source, "history") and hasattr(source, "consumers"):
@@ -85,6 +87,7 @@ class Dashboard:
             raise ValueError(f"Dashboard: expected samples_every > 0 seconds (or None: no samples "
                              f"panel), got {samples_every!r}")
         self.refresh_every, self.max_points, self.title = refresh_every, max_points, title
+        self.smoothing = check_weight(smoothing, "Dashboard")
         self._controls = _Controls()
         # The samples panel needs G and D between steps, which only a trainer offers.
         self.samples_every = samples_every if self.trainer is not None else None
@@ -109,13 +112,13 @@ class Dashboard:
 
     @classmethod
     def from_run(cls, *runs: Any, store: str = DEFAULT_STORE, max_points: int = 2000,
-                 title: str | None = None) -> Replay:
+                 title: str | None = None, smoothing: float = DEFAULT_SMOOTHING) -> Replay:
         """A stored run in the same panels, or several overlaid for comparison: run names
         (the newest of that name), ids or `open_run(...)` objects from `store`.
 
             gandiag.Dashboard.from_run("vanilla", "packed", store="runs/gandiag.sqlite")
         """
-        return Replay(*runs, store=store, max_points=max_points, title=title)
+        return Replay(*runs, store=store, max_points=max_points, title=title, smoothing=smoothing)
 
     # ---- display ------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -126,8 +129,10 @@ class Dashboard:
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.step_button = widgets.Button(description="One step", icon="step-forward")
         self.lr_sliders = {}
-        if self.trainer is None:  # a user loop: nothing to control from here
-            return widgets.HBox([])
+        self.smoothing_slider = smoothing_slider(self.smoothing)
+        self.smoothing_slider.observe(self._on_smoothing, names="value")
+        if self.trainer is None:  # a user loop: only the view is ours to control
+            return widgets.HBox([self.smoothing_slider])
         self.pause_button.observe(self._on_pause, names="value")
         self.stop_button.on_click(lambda _: self.stop())
         self.step_button.on_click(lambda _: self.step())
@@ -139,7 +144,7 @@ class Dashboard:
                            names="value")
             self.lr_sliders[role] = slider
         return widgets.HBox([self.pause_button, self.step_button, self.stop_button,
-                             *self.lr_sliders.values()])
+                             *self.lr_sliders.values(), self.smoothing_slider])
 
     # ---- training -----------------------------------------------------------------
     def train(self, steps: int | None = None) -> None:
@@ -218,6 +223,11 @@ class Dashboard:
             self.trainer.resume()
             self.pause_button.description, self.pause_button.icon = "Pause", "pause"
 
+    def _on_smoothing(self, change: dict) -> None:
+        # The refresher thread redraws (one thread touches the figure), also when paused.
+        self.smoothing = check_weight(change["new"], "smoothing slider")
+        self._new_records.set()
+
     # ---- refreshing ---------------------------------------------------------------
     def _on_records(self, records: Any) -> None:
         self._new_records.set()  # the training thread only flags; the refresher draws
@@ -251,7 +261,7 @@ class Dashboard:
         return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
                             title=self.title, samples=self._controls.snapshot,
                             samples_panel=self.samples_every is not None,
-                            metric_panels=self._expects_metrics)
+                            metric_panels=self._expects_metrics, smoothing=self.smoothing)
 
     def refresh(self) -> None:
         """Redraw every panel from the current records (one message to the browser)."""

@@ -55,6 +55,23 @@ def text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+def label(value: Any, most: int = 40) -> str:
+    """`text(value)` shortened in the middle to `most` characters: a long metric, layer
+    or run name would otherwise widen the legend or the tick labels until the panels are
+    squeezed to a sliver (seen). The middle goes: names differ at their ends ("...block.3")."""
+    value = str(value)
+    if len(value) > most:
+        keep = most - 1
+        value = value[: keep // 2] + "…" + value[len(value) - (keep - keep // 2):]
+    return text(value)
+
+
+def unique_labels(names: list[str], most: int = 32) -> list[str]:
+    """`label` of each name, numbered where two shorten alike (heatmap rows would merge)."""
+    short = [label(name, most) for name in names]
+    return [f"{s} ({i + 1})" if short.count(s) > 1 else s for i, s in enumerate(short)]
+
+
 @dataclass(frozen=True)
 class Smoothing:
     """How noisy per-step series are drawn: `weight` 0 draws them raw; above 0 the
@@ -130,7 +147,7 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
         _room_for_a_two_line_title(fig, row["samples"], share=24 / height)  # 24 px
     legend_per_panel(fig, len(panels), below=("samples",) if "samples" in row else ())
     fig.update_layout(height=height,
-                      title=text(title) if title else None,
+                      title=label(title, 120) if title else None,
                       margin={"l": 70, "r": 200, "t": 70, "b": 50}, template="plotly_white")
     return fig
 
@@ -316,7 +333,7 @@ def gradients_panel(fig: go.Figure, series: dict, role: str, *, row: int) -> Non
     centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
     # 2-D arrays travel as JSON (only 1-D ones as binary): 2 decimals of log10 are plenty.
     fig.add_trace(go.Heatmap(z=np.round(np.array(rows, dtype=np.float64), 2), x=centers,
-                             y=[text(k[len(prefix):]) for k in layers], colorscale="Viridis",
+                             y=unique_labels([k[len(prefix):] for k in layers]), colorscale="Viridis",
                              colorbar=_colorbar(fig, row, "log10 norm"),
                              name=f"{role} gradients",
                              hovertemplate="step %{x:.0f}<br>layer %{y}<br>log10 norm %{z:.2f}<extra></extra>"),
@@ -355,7 +372,7 @@ def coverage_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 
     two_axes = {kind for _, kind in metrics} == {"count", "share"}
     for i, (name, kind) in enumerate(metrics):
         x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name=text(name), mode="lines+markers", marker={"size": 4},
+        fig.add_trace(go.Scatter(x=x, y=y, name=label(name), mode="lines+markers", marker={"size": 4},
                                  line={"color": PALETTE[i % len(PALETTE)],
                                        "dash": "dot" if kind == "share" else "solid"}),
                       row=row, col=1, secondary_y=two_axes and kind == "share")
@@ -378,7 +395,7 @@ def distance_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 
     """Reverse KL, KL, FID, KID: how far G's distribution is from the data's."""
     for i, (name, _) in enumerate(_metrics(series, ("distance",))):
         x, y = minmax(*series[f"metric/{name}"], max_points=max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, name=text(name), mode="lines+markers", marker={"size": 4},
+        fig.add_trace(go.Scatter(x=x, y=y, name=label(name), mode="lines+markers", marker={"size": 4},
                                  line={"color": PALETTE[-1 - i % len(PALETTE)]}), row=row, col=1)
     fig.update_yaxes(rangemode="tozero", row=row, col=1)
 

@@ -150,3 +150,22 @@ def test_a_user_loop_monitor_and_bad_input():
         dash.close()
     with pytest.raises(TypeError, match="expected a gandiag.Trainer or a Monitor"):
         Dashboard("run")
+
+
+def test_the_smoothing_slider_sits_with_the_controls_and_redraws_from_the_refresher():
+    t = trainer(steps=60)
+    dash = Dashboard(t, refresh_every=0.05, samples_every=None)
+    assert dash.smoothing_slider.value == 0.6 and dash.smoothing_slider in dash.controls.children
+    dash.train()
+    dash.wait(timeout=60)
+    until(lambda: any(tr.name == "D loss (raw)" for tr in dash.figure.data))
+    dash.smoothing_slider.value = 0.0  # the refresher thread redraws, training or not
+    until(lambda: not any((tr.name or "").endswith("(raw)") for tr in dash.figure.data))
+    dash.close()
+    G, D = models.small_toy()
+    with gandiag.attach(G, D) as monitor:  # a user loop: the slider is its one control
+        dash = Dashboard(monitor, smoothing=0.9)
+        assert list(dash.controls.children) == [dash.smoothing_slider] and dash.smoothing == 0.9
+        dash.close()
+    with pytest.raises(ValueError, match=r"Dashboard: expected a smoothing weight in \[0, 1\)"):
+        Dashboard(trainer(), smoothing=-0.5)

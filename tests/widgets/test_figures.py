@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from gandiag.detect import Alert
 from gandiag.widgets import build_figure
@@ -72,3 +73,69 @@ def test_alert_lines_stay_bounded_and_every_alert_keeps_its_marker():
     fig = build_figure(healthy(n=50_000), alerts)
     assert len(fig.layout.shapes) <= 61 * 5  # about MAX_ALERT_LINES per panel, five panels
     assert len(next(t for t in fig.data if t.name == "alerts").x) == 400
+
+
+def test_axes_are_titled_in_the_loss_familys_units_and_shares_tick_as_round_percents():
+    steps = np.arange(250, 5001, 250)
+    series = healthy(n=5000) | {"metric/modes": (steps, np.full(20, 8.0)), "metric/hq": (steps, np.full(20, 0.5))}
+    fig = build_figure(series)
+    titles = {fig.layout[name].title.text for name in fig.layout if name.startswith("yaxis")}
+    assert {"loss (nats)", "D output (logit)", "r_t = E[sign D(real)]<br>and accuracy", "count",
+            "share"} <= titles
+    hq = next(t for t in fig.data if t.name == "hq")
+    share_axis = fig.layout[hq.yaxis.replace("y", "yaxis")]
+    assert list(share_axis.tickvals) == [0, 0.25, 0.5, 0.75, 1] and share_axis.tickformat == ".0%"
+
+    class Wgan(dict):
+        config = {"loss": "wgan"}
+
+    wgan = build_figure(Wgan(series))
+    assert {"wgan loss", "D output (critic value)"} <= {wgan.layout[n].title.text for n in wgan.layout
+                                                       if n.startswith("yaxis")}
+
+
+def test_smoothing_draws_the_ema_over_the_faint_raw_series_at_the_same_points():
+    from gandiag.widgets.smoothing import ema
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 10_001)
+    loss = 1.3 + rng.normal(0, 0.3, 10_000)
+    raw_only = build_figure({"D/loss": (steps, loss)})
+    assert [t.name for t in raw_only.data] == ["D loss"]
+    fig = build_figure({"D/loss": (steps, loss)}, smoothing=0.9)
+    raw, smooth = fig.data
+    assert (raw.name, smooth.name, raw.opacity, raw.showlegend) == ("D loss (raw)", "D loss", 0.25, False)
+    assert raw.legendgroup == smooth.legendgroup and np.array_equal(raw.x, smooth.x) and len(raw.x) <= 2000
+    assert np.allclose(smooth.y, ema(loss, 0.9)[np.searchsorted(steps, raw.x)], atol=1e-6)
+    assert smooth.y.std() < 0.5 * raw.y.std()
+    with pytest.raises(ValueError, match=r"build_figure: expected a smoothing weight in \[0, 1\)"):
+        build_figure({"D/loss": (steps, loss)}, smoothing=1.0)
+
+
+def test_compared_runs_are_smoothed_in_their_own_colours_with_escaped_labels():
+    from gandiag.widgets.compare import compare_figure
+
+    steps = np.arange(1, 3001)
+    rng = np.random.default_rng(0)
+    runs = {"<b>a</b>": {"D/out_real/sign": (steps, 0.3 + rng.normal(0, 0.5, 3000))},
+            "b": {"D/out_real/sign": (steps, 0.5 + rng.normal(0, 0.5, 3000))}}
+    fig = compare_figure(runs, smoothing=0.95)
+    smoothed = [t for t in fig.data if not t.opacity]
+    assert [t.name for t in smoothed] == ["&lt;b&gt;a&lt;/b&gt;", "b"]
+    assert all(t.opacity == 0.25 for t in fig.data if t.name.endswith("(raw)"))
+    # the runs differ by 0.2 under noise of std 0.5: raw, 0.4 std apart; smoothed (std
+    # 0.5 * sqrt(0.05 / 1.95) = 0.08), about 2.5 std apart: two lines one can tell apart
+    raw = [t for t in fig.data if t.opacity]
+    gap = lambda a, b: (np.nanmean(b.y[100:]) - np.nanmean(a.y[100:])) / np.nanstd(a.y[100:])  # noqa: E731
+    assert gap(*raw) < 0.6 and gap(*smoothed) > 1.5
+
+
+def test_long_names_are_shortened_in_the_middle_and_layers_stay_distinct_rows():
+    from gandiag.widgets.figures import label
+
+    assert label("a" * 30 + "<b>" + "z" * 30, 20) == "a" * 9 + "…" + "z" * 10
+    assert label("<b>short</b>") == "&lt;b&gt;short&lt;/b&gt;"
+    steps = np.arange(1, 101)
+    layers = {f"D/grad_norm/{'encoder.' * 8}block.{i}.{'x' * 20}.conv": (steps, np.ones(100)) for i in (1, 2)}
+    heatmap = next(t for t in build_figure(layers).data if t.type == "heatmap")
+    assert len(set(heatmap.y)) == 2 and all(len(y) <= 36 for y in heatmap.y)

@@ -81,3 +81,22 @@ def test_compare_marks_each_runs_alerts_in_its_colour():
     assert "b &lt;i&gt;" in next(t for t in fig.data if t.legendgroup == "b <i>").hovertemplate
     with pytest.raises(ValueError, match="at least one run"):
         compare_figure({})
+
+
+def test_the_smoothing_slider_redraws_a_replay_and_a_comparison(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    stored_run(path, "vanilla")
+    stored_run(path, "packed", pack=2)
+    for runs in (("vanilla",), ("vanilla", "packed")):
+        dash = gandiag.Dashboard.from_run(*runs, store=path)
+        assert dash.smoothing_slider.value == 0.6 and dash.smoothing_slider in dash.widget.children[0].children
+        assert any((t.name or "").endswith("(raw)") for t in dash.figure.data)  # TensorBoard's default: on
+        dash.smoothing_slider.value = 0.0
+        assert not any((t.name or "").endswith("(raw)") for t in dash.figure.data)
+        dash.smoothing_slider.value = 0.9
+        smoothed = [t for t in dash.figure.data if t.name == ("r_t" if len(runs) == 1 else "vanilla")
+                    and not t.opacity and len(t.y) > 4]
+        assert smoothed and np.isfinite(smoothed[0].y).all()
+        dash.close()
+    with pytest.raises(ValueError, match=r"Dashboard.from_run: expected a smoothing weight in \[0, 1\)"):
+        gandiag.Dashboard.from_run("vanilla", store=path, smoothing=1.5)
