@@ -1,0 +1,143 @@
+"""The report's text parts: the final values, the alerts (stored and found now) and their
+evidence, as small HTML tables with numbers rounded to 3 significant digits. Every string
+from the run is escaped.
+
+    >>> rounded(0.24531247), rounded(1234.5), rounded(float("nan")), rounded(7)
+    ('0.245', '1,230', 'nan', '7')
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from gandiag.detect.alert import Alert
+from gandiag.widgets.figures import SEVERITY_COLORS
+
+# The main signals, by key, with the name a reader knows them by.
+MAIN_SIGNALS = (
+    ("D/loss", "D loss"),
+    ("G/loss", "G loss"),
+    ("D/out_real/sign", "r_t = E[sign D(real)]"),
+    ("D/out_real/mean", "D(real) mean"),
+    ("D/out_fake/mean", "D(fake) mean"),
+    ("D/out_real/acc", "D accuracy on real"),
+    ("D/out_fake/acc", "D accuracy on fake"),
+    ("D/grad_norm/total", "D gradient norm (total)"),
+    ("G/grad_norm/total", "G gradient norm (total)"),
+)
+TAIL_SHARE = 0.1  # "recent mean": the last 10 % of the run's steps
+MOST_LIST_ITEMS = 8
+
+
+def rounded(value: Any) -> str:
+    """A number with 3 significant digits (thousands grouped, no exponent below 1e6);
+    integers as they are; other values as text."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return str(value)
+        if value == 0 or 1e-3 <= abs(value) < 1e3:
+            return f"{value:.3g}"
+        if 1e3 <= abs(value) < 1e6:
+            return f"{round(value, 2 - int(math.floor(math.log10(abs(value))))):,.0f}"
+        return f"{value:.2e}"
+    return str(value)
+
+
+def value_html(value: Any) -> str:
+    """An evidence value as escaped HTML: numbers rounded, lists shortened, dicts nested."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{html.escape(str(k))}: {value_html(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        shown = ", ".join(value_html(v) for v in items[:MOST_LIST_ITEMS])
+        more = f", … ({len(items)} values)" if len(items) > MOST_LIST_ITEMS else ""
+        return f"[{shown}{more}]"
+    return html.escape(rounded(value))
+
+
+def evidence_html(evidence: Mapping[str, Any]) -> str:
+    if not evidence:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td class='num'>{value_html(v)}</td></tr>"
+                   for k, v in evidence.items())
+    return f"<table><tr><th>evidence</th><th>value</th></tr>{rows}</table>"
+
+
+def merge_alerts(stored: list[Alert], fresh: list[Alert]) -> list[tuple[Alert, str]]:
+    """(alert, origin) pairs, origin "stored" or "found now", ordered by step: every
+    stored alert, and each freshly diagnosed one that no stored alert already covers. A
+    stored alert covers a fresh one of its kind at its step or inside the stretch it was
+    raised over (step .. detected_at): the same episode, told once."""
+    def covered(alert: Alert) -> bool:
+        return any(s.kind == alert.kind and s.step <= alert.step <= max(s.step, s.detected_at or s.step)
+                   for s in stored)
+
+    shown = [(a, "stored") for a in stored] + [(a, "found now") for a in fresh if not covered(a)]
+    return sorted(shown, key=lambda pair: (pair[0].step, pair[1] != "stored"))
+
+
+def alerts_html(shown: list[tuple[Alert, str]], *, stored_known: bool = True) -> str:
+    """The diagnosis: a line saying what comes from where, then one block per alert."""
+    stored = sum(origin == "stored" for _, origin in shown)
+    now = len(shown) - stored
+    if not shown:
+        return ("<p>No problems found: no alert was stored with the run and a fresh diagnosis "
+                "finds none.</p>" if stored_known else "<p>No problems found by the diagnosis.</p>")
+    intro = (f"<p>{stored} alert(s) <b>stored</b> with the run (raised while it trained)"
+             f"{f' and {now} more <b>found now</b> by a fresh diagnosis of the recorded series' if now else ''}"
+             f"{'; a fresh diagnosis finds nothing more' if stored and not now else ''}.</p>")
+    if not stored_known:
+        intro = f"<p>{now} alert(s) found by a diagnosis of the recorded series.</p>"
+    return intro + "\n".join(_alert_html(alert, origin) for alert, origin in shown)
+
+
+def _alert_html(alert: Alert, origin: str) -> str:
+    fixes = "".join(f"<li>{html.escape(fix)}</li>" for fix in alert.fixes)
+    raised = f" (raised at step {alert.detected_at})" if alert.detected_at != alert.step else ""
+    color = SEVERITY_COLORS.get(alert.severity, "#7f7f7f")
+    return (f"<div class='alert' style='border-color:{color}'>"
+            f"<p><b>{html.escape(alert.kind)}</b> ({html.escape(alert.severity)}) at step {alert.step}"
+            f"{raised}<span class='origin{' now' if origin == 'found now' else ''}'>{origin}</span>: "
+            f"{html.escape(alert.message)}</p>"
+            + (f"<p><i>{html.escape(alert.explanation)}</i></p>" if alert.explanation else "")
+            + (f"<ul>{fixes}</ul>" if fixes else "") + evidence_html(alert.evidence) + "</div>")
+
+
+def final_values(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str, int, float, float]]:
+    """(key, label, last step, last value, recent mean) of the main signals and of every
+    `metric/*` series; the recent mean is over the finite values of the last 10 % of the
+    run's steps (a noisy loss's last value alone says little)."""
+    keys = [(key, label) for key, label in MAIN_SIGNALS if key in series]
+    keys += [(key, key[len("metric/"):]) for key in sorted(series) if key.startswith("metric/")]
+    rows = []
+    for key, label in keys:
+        steps, values = (np.asarray(a) for a in series[key])
+        if not len(steps):
+            continue
+        recent = values[steps >= steps[-1] - TAIL_SHARE * (steps[-1] - steps[0])]
+        finite = recent[np.isfinite(recent)]
+        rows.append((key, label, int(steps[-1]), float(values[-1]),
+                     float(finite.mean()) if len(finite) else float("nan")))
+    return rows
+
+
+def summary_html(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    rows = final_values(series)
+    if not rows:
+        return "<p>(no series recorded)</p>"
+    body = "".join(f"<tr><td>{html.escape(label)}</td><td><code>{html.escape(key)}</code></td>"
+                   f"<td class='num'>{step:,}</td><td class='num'>{html.escape(rounded(last))}</td>"
+                   f"<td class='num'>{html.escape(rounded(recent))}</td></tr>"
+                   for key, label, step, last, recent in rows)
+    return ("<table><tr><th>quantity</th><th>key</th><th>last step</th><th>last value</th>"
+            f"<th>mean of the last {TAIL_SHARE:.0%} of steps</th></tr>{body}</table>")
