@@ -1,4 +1,5 @@
-"""DCGAN (Radford et al. 2016) as in the PyTorch DCGAN tutorial, for 32x32 and 64x64.
+"""DCGAN (Radford et al. 2016) as in the PyTorch DCGAN tutorial, for 32x32 and 64x64, and the
+same stack cut short for small images (8x8 digits, 16x16).
 
 Tutorial defaults: nz = 100, ngf = ndf = 64, 4x4 kernels, bias-free convolutions,
 BatchNorm everywhere except G's output and D's input and output layers, and the
@@ -17,19 +18,21 @@ from gandiag.models._checks import _positive_int
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_weights_init", "DCGAN_SIZES"]
 
-#: Image sizes the DCGAN stacks support: 4 -> 8 -> 16 -> 32 (-> 64).
-DCGAN_SIZES: tuple[int, ...] = (32, 64)
+#: Image sizes the DCGAN stacks support: 4 -> 8 (-> 16 -> 32 -> 64).
+DCGAN_SIZES: tuple[int, ...] = (8, 16, 32, 64)
 
 # Width multipliers per stage, widest first for G (4x4) and narrowest first for D.
-# Size 32 drops the widest stage, so G starts at ngf*4 and D ends at ndf*4.
-_MULTIPLIERS: dict[int, tuple[int, ...]] = {64: (8, 4, 2, 1), 32: (4, 2, 1)}
+# Size 32 drops the widest stage, so G starts at ngf*4 and D ends at ndf*4; sizes 16 and 8
+# drop the narrow stages instead and keep that 4x4 width of 32: an 8x8 pair is one 4x4 map
+# of ngf*4 channels between the noise (or the logit) and the image, not a 64-channel one.
+_MULTIPLIERS: dict[int, tuple[int, ...]] = {64: (8, 4, 2, 1), 32: (4, 2, 1), 16: (4, 2), 8: (4,)}
 
 
 def _check_size(size: object, owner: str) -> int:
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size not in DCGAN_SIZES:
         raise ValueError(
-            f"{owner}: expected size 32 or 64 (the supported DCGAN image sizes), "
-            f"got {size!r}; resize images to 32x32 or 64x64, or use MLPGenerator/"
+            f"{owner}: expected size 8, 16, 32 or 64 (the supported DCGAN image sizes), "
+            f"got {size!r}; resize images to one of those sizes, or use MLPGenerator/"
             f"MLPImageDiscriminator (model 'mlp') for other sizes"
         )
     return int(size)

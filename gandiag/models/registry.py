@@ -64,9 +64,9 @@ def _build_mlp(sample_shape: tuple[int, ...], pack: int, z_dim: int | None) -> _
 def _build_dcgan(sample_shape: tuple[int, ...], pack: int, z_dim: int | None) -> _Pair:
     if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2] or sample_shape[1] not in DCGAN_SIZES:
         raise ValueError(
-            f"build_pair('dcgan'): expected sample_shape (C, 32, 32) or (C, 64, 64), "
-            f"got {_shape_str(sample_shape)}; resize the images to 32x32 or 64x64, or use "
-            f"model 'mlp' for other sizes (e.g. 8x8 digits)"
+            f"build_pair('dcgan'): expected sample_shape (C, S, S) with S one of "
+            f"{DCGAN_SIZES}, got {_shape_str(sample_shape)}; resize the images to one of those "
+            f"sizes, or use model 'mlp' for other sizes"
         )
     channels, size, _ = sample_shape
     G = DCGANGenerator(z_dim=100 if z_dim is None else z_dim, channels=channels, size=size)
@@ -97,8 +97,10 @@ def build_pair(
 
     Names: ``"toy"`` (PacGAN paper pair, sample_shape (2,)), ``"toy-small"`` (3x128 MLPs,
     (2,)), ``"mlp"`` (classic fully connected pair, (C, H, W) or (D,)) and ``"dcgan"``
-    ((C, 32, 32) or (C, 64, 64)). ``pack`` is the PacGAN packing degree of D; ``z_dim``
-    None keeps the model's default (2 for the toys, 100 otherwise).
+    ((C, S, S) for S = 8, 16, 32 or 64: the tutorial's stack for 32 and 64, cut to fewer
+    stages for the 8x8 digits and 16x16). ``pack`` is the PacGAN packing degree of D; ``z_dim``
+    None keeps the model's default (2 for ``"toy"``, 4 for
+    ``"toy-small"``, 100 otherwise).
 
     Example:
         >>> import torch

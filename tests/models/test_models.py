@@ -273,9 +273,9 @@ def test_build_pair_dcgan_picks_64() -> None:
             "build_pair: unknown model 'dcgen'; expected one of ('toy', 'toy-small', 'mlp', 'dcgan'); did you mean 'dcgan'?",
         ),
         (
-            dict(name="dcgan", sample_shape=(1, 8, 8)),
-            "build_pair('dcgan'): expected sample_shape (C, 32, 32) or (C, 64, 64), got (1, 8, 8); "
-            "resize the images to 32x32 or 64x64, or use model 'mlp' for other sizes (e.g. 8x8 digits)",
+            dict(name="dcgan", sample_shape=(1, 12, 12)),
+            "build_pair('dcgan'): expected sample_shape (C, S, S) with S one of (8, 16, 32, 64), "
+            "got (1, 12, 12); resize the images to one of those sizes, or use model 'mlp' for other sizes",
         ),
         (dict(name="dcgan", sample_shape=(3, 32, 64)), "got (3, 32, 64)"),
         (dict(name="toy", sample_shape=(1, 8, 8)), "build_pair('toy'): expected sample_shape (2,)"),
@@ -307,8 +307,8 @@ def test_build_pair_errors_say_expected_given_and_fix(kwargs: dict, message: str
         (lambda: MLPGenerator(out_shape=()), "MLPGenerator: expected out_shape to be a non-empty tuple"),
         (lambda: MLPGenerator(hidden=(256, -1)), "expected hidden[1] to be a positive int, got -1"),
         (lambda: MLPImageDiscriminator(in_shape="1x8x8"), "expected in_shape to be a non-empty tuple"),
-        (lambda: DCGANGenerator(size=48), "DCGANGenerator: expected size 32 or 64"),
-        (lambda: DCGANDiscriminator(size=28), "got 28; resize images to 32x32 or 64x64"),
+        (lambda: DCGANGenerator(size=48), "DCGANGenerator: expected size 8, 16, 32 or 64"),
+        (lambda: DCGANDiscriminator(size=28), "got 28; resize images to one of those sizes"),
         (lambda: DCGANDiscriminator(pack=-2), "DCGANDiscriminator: expected pack to be a positive int"),
     ],
 )
@@ -347,3 +347,34 @@ def test_state_dict_round_trips_with_weights_only() -> None:
     assert torch.equal(G(z), G2(z))
     x = torch.randn(B, 2)
     assert torch.equal(D(pack_samples(x, 2)), D2(pack_samples(x, 2)))
+
+
+# ------------------------------------------------------------------- dcgan for small images
+
+
+@pytest.mark.parametrize("channels", [1, 3])  # digits (1, 8, 8), stacked digits (3, 8, 8)
+@pytest.mark.parametrize("size, n_stages", [(8, 2), (16, 3)])
+def test_build_pair_dcgan_for_small_images_is_the_tutorial_stack_cut_short(
+        channels: int, size: int, n_stages: int) -> None:
+    G, D = build_pair("dcgan", sample_shape=(channels, size, size), pack=2)
+    g_convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    d_convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert len(g_convs) == len(d_convs) == n_stages  # 4x4 -> 8 (-> 16): one stage a doubling
+    assert g_convs[0].out_channels == d_convs[-1].in_channels == 64 * 4  # the 4x4 map of size 32
+    assert d_convs[0].in_channels == 2 * channels  # packed: 2 samples along the channels
+    G.eval()
+    x = G(torch.randn(B, G.z_dim))
+    assert x.shape == (B, channels, size, size) and x.abs().max() <= 1  # Tanh, as the data
+    assert D(pack_samples(x, 2)).shape == (B // 2,)
+
+
+def test_dcgan_trains_on_the_digits() -> None:
+    from gandiag import Trainer, TrainConfig, data
+
+    digits = data.digits()
+    torch.manual_seed(0)
+    G, D = build_pair("dcgan", sample_shape=tuple(digits.tensors[0].shape[1:]))
+    trainer = Trainer(G, D, digits, TrainConfig(steps=3, batch_size=16, log_every=1, device="cpu"))
+    trainer.fit()
+    assert trainer.step == 3 and trainer.sample(5).shape == (5, 1, 8, 8)
+    assert all(abs(loss) < float("inf") for loss in trainer.history["D/loss"][1].tolist())
