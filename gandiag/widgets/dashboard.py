@@ -104,6 +104,9 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._new_records = threading.Event()
         self._closed = threading.Event()
+        # Ends the refresher's rest early: training ended (nothing to leave the GIL to, and
+        # the last steps should show at once), the smoothing moved, or the dashboard closed.
+        self._wake = threading.Event()
         self.monitor.consumers.append(self._on_records)
         self.controls = self._make_controls()
         self.widget = widgets.VBox([self.controls, self.status, self.figure])
@@ -143,8 +146,10 @@ class Dashboard:
             slider.observe(lambda change, role=role: self._controls.lr.__setitem__(role, change["new"]),
                            names="value")
             self.lr_sliders[role] = slider
+        # wrapped, not squeezed: four sliders beside three buttons overflow a narrow notebook
         return widgets.HBox([self.pause_button, self.step_button, self.stop_button,
-                             *self.lr_sliders.values(), self.smoothing_slider])
+                             *self.lr_sliders.values(), self.smoothing_slider],
+                            layout=widgets.Layout(flex_flow="row wrap"))
 
     # ---- training -----------------------------------------------------------------
     def train(self, steps: int | None = None) -> None:
@@ -175,6 +180,7 @@ class Dashboard:
                 self.status.value = self._failure
         finally:
             self._new_records.set()
+            self._wake.set()
 
     def wait(self, timeout: float | None = None) -> None:
         """Join the training thread; re-raise what stopped it with an error.
@@ -227,6 +233,7 @@ class Dashboard:
         # The refresher thread redraws (one thread touches the figure), also when paused.
         self.smoothing = check_weight(change["new"], "smoothing slider")
         self._new_records.set()
+        self._wake.set()
 
     # ---- refreshing ---------------------------------------------------------------
     def _on_records(self, records: Any) -> None:
@@ -248,7 +255,8 @@ class Dashboard:
                 # Drawing holds the GIL that training needs: rest REST_FACTOR times as
                 # long as the refresh took, so it takes <= ~1/REST_FACTOR of it.
                 pause = max(pause, min(REST_FACTOR * (time.perf_counter() - started), MAX_REST))
-            self._closed.wait(pause)
+            self._wake.wait(pause)
+            self._wake.clear()
 
     def _alerts(self) -> list:
         diagnosis = getattr(self.monitor, "diagnosis", None)
@@ -284,6 +292,7 @@ class Dashboard:
     def close(self) -> None:
         """Stop refreshing and detach from the monitor."""
         self._closed.set()
+        self._wake.set()
         self._new_records.set()
         if self._on_records in self.monitor.consumers:
             self.monitor.consumers.remove(self._on_records)

@@ -137,7 +137,6 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     for name, axis_title in _axis_titles(_loss_name(source)).items():
         if name in row:
             fig.update_yaxes(title_text=axis_title, title_font_size=11, automargin=True, row=row[name], col=1)
-    fig.update_xaxes(title_text="step (G updates)", title_font_size=11, row=time_rows, col=1)
     alert_markers(fig, list(alerts or []), rows=time_rows)
     for r in range(2, time_rows + 1):  # the time panels zoom together
         fig.update_xaxes(matches="x", row=r, col=1)

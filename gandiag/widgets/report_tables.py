@@ -68,7 +68,11 @@ def value_html(value: Any) -> str:
 def evidence_html(evidence: Mapping[str, Any]) -> str:
     if not evidence:
         return ""
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td class='num'>{value_html(v)}</td></tr>"
+    def numeric(value: Any) -> bool:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+    cell = {True: "<td class='num'>", False: "<td>"}  # numbers right-aligned, text left
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td>{cell[numeric(v)]}{value_html(v)}</td></tr>"
                    for k, v in evidence.items())
     return f"<table><tr><th>evidence</th><th>value</th></tr>{rows}</table>"
 
@@ -98,17 +102,26 @@ def alerts_html(shown: list[tuple[Alert, str]], *, stored_known: bool = True) ->
              f"{'; a fresh diagnosis finds nothing more' if stored and not now else ''}.</p>")
     if not stored_known:
         intro = f"<p>{now} alert(s) found by a diagnosis of the recorded series.</p>"
-    return intro + "\n".join(_alert_html(alert, origin) for alert, origin in shown)
+    stored_steps: dict[str, list[int]] = {}
+    for alert, origin in shown:
+        if origin == "stored":
+            stored_steps.setdefault(alert.kind, []).append(alert.step)
+    return intro + "\n".join(_alert_html(alert, origin, stored_steps.get(alert.kind, []))
+                              for alert, origin in shown)
 
 
-def _alert_html(alert: Alert, origin: str) -> str:
+def _alert_html(alert: Alert, origin: str, stored_steps: list[int]) -> str:
     fixes = "".join(f"<li>{html.escape(fix)}</li>" for fix in alert.fixes)
     raised = f" (raised at step {alert.detected_at})" if alert.detected_at != alert.step else ""
     color = SEVERITY_COLORS.get(alert.severity, "#7f7f7f")
+    # a fresh episode of a kind the run already stored: say where the stored ones are
+    also = (f" <span class='note'>(stored {html.escape(alert.kind)} alerts: step "
+            f"{', '.join(str(step) for step in stored_steps)})</span>"
+            if origin == "found now" and stored_steps else "")
     return (f"<div class='alert' style='border-color:{color}'>"
             f"<p><b>{html.escape(alert.kind)}</b> ({html.escape(alert.severity)}) at step {alert.step}"
             f"{raised}<span class='origin{' now' if origin == 'found now' else ''}'>{origin}</span>: "
-            f"{html.escape(alert.message)}</p>"
+            f"{html.escape(alert.message)}{also}</p>"
             + (f"<p><i>{html.escape(alert.explanation)}</i></p>" if alert.explanation else "")
             + (f"<ul>{fixes}</ul>" if fixes else "") + evidence_html(alert.evidence) + "</div>")
 

@@ -79,6 +79,7 @@ def test_hostile_names_reach_neither_the_page_nor_plotly_as_markup(tmp_path):
     for what in ("name", "config-key", "config-value", "message", "explanation", "fix",
                  "evidence-key", "evidence-value"):
         assert f"{what} &lt;img src=http://example.com/{what}.png&gt;" in text, what
+    assert "<td>evidence-value &lt;img" in text and "<td>[0.1, 2]</td>" in text  # text, a list: left
     # in the figure: every string that holds a user string shows it as text, not markup
     # (long names shortened in the middle, so the panels keep their width)
     strings = figure_strings(fig)
@@ -102,6 +103,15 @@ def test_stored_alerts_are_shown_and_a_fresh_diagnosis_adds_only_what_is_new(tmp
     # the NaN losses from step 2600 were never stored as an alert: found now, and said so
     assert "<span class='origin now'>found now</span>" in text and "<b>nonfinite</b>" in text
     assert "8 alert(s) <b>stored</b> with the run" in text and "more <b>found now</b>" in text
+    assert "(stored nonfinite alerts" not in text  # said only for a kind the run stored
+
+
+def test_a_fresh_episode_of_a_stored_kind_says_where_the_stored_ones_are(tmp_path):
+    name = hostile_run(tmp_path / "s.sqlite", alerts=[stored_alert(700, kind="nonfinite")], nan_from=2600)
+    with open_run(name, tmp_path / "s.sqlite") as run:
+        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+    assert "<span class='origin now'>found now</span>" in text
+    assert "(stored nonfinite alerts: step 700)" in text
 
 
 def test_merging_keeps_every_stored_alert_and_drops_fresh_repeats_of_an_episode():
