@@ -38,6 +38,10 @@ COMPARE_PANELS = (
     ("distance to the data (lower is better)", [("distances", "solid", "")]),
 )
 
+# The runs compared may differ in their loss: units are named where every family shares them.
+COMPARE_AXIS_TITLES = ("loss", "logit gap (D's scale)", "r_t = E[sign D(real)]<br>and accuracy",
+                       "gradient norm", "count, share", "distance")
+
 
 def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]] | None = None, *,
                    max_points: int = 2000, title: str | None = None, smoothing: float = 0.0) -> go.Figure:
@@ -74,6 +78,8 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
                 shown = True
         _alert_marks(fig, label, list((alerts or {}).get(label, [])), color)
     fig.update_yaxes(type="log", row=4, col=1)
+    for row, axis_title in enumerate(COMPARE_AXIS_TITLES, start=1):
+        fig.update_yaxes(title_text=axis_title, title_font_size=11, row=row, col=1)
     fig.update_layout(height=int(ROW_HEIGHT * len(COMPARE_PANELS)) + 120,
                       title=short_label(title, 120) if title else None, template="plotly_white",
                       legend={"x": 1.01, "y": 1.0, "yanchor": "top", "title": {"text": "runs"}},

@@ -128,6 +128,7 @@ def test_compared_runs_are_smoothed_in_their_own_colours_with_escaped_labels():
     raw = [t for t in fig.data if t.opacity]
     gap = lambda a, b: (np.nanmean(b.y[100:]) - np.nanmean(a.y[100:])) / np.nanstd(a.y[100:])  # noqa: E731
     assert gap(*raw) < 0.6 and gap(*smoothed) > 1.5
+    assert fig.layout.yaxis3.title.text == "r_t = E[sign D(real)]<br>and accuracy"
 
 
 def test_long_names_are_shortened_in_the_middle_and_layers_stay_distinct_rows():
