@@ -13,7 +13,8 @@ Per-layer heatmaps do not overlay, so the gradient panel shows each model's tota
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,8 +22,16 @@ from plotly.subplots import make_subplots
 
 from gandiag.detect.alert import Alert
 from gandiag.widgets.decimate import minmax
-from gandiag.widgets.figures import (ROW_HEIGHT, Smoothing, _hover, _metrics, add_lines, drawable_series,
-                                     label as short_label, noisy_line, text, thin_out)
+from gandiag.widgets.figures import (
+    ROW_HEIGHT,
+    _hover,
+    _metrics,
+    add_lines,
+    drawable_series,
+    thin_out,
+)
+from gandiag.widgets.lines import Smoothing, noisy_line, text
+from gandiag.widgets.lines import label as short_label
 from gandiag.widgets.smoothing import check_weight
 
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]

@@ -14,11 +14,8 @@ is decimated to at most `max_points` float32 points (min-max, spikes kept).
 
 from __future__ import annotations
 
-import base64
-import html
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,8 +24,18 @@ from plotly.subplots import make_subplots
 from gandiag.detect.alert import Alert
 from gandiag.detect.diagnosis import series_of
 from gandiag.widgets.decimate import minmax, minmax_index
+from gandiag.widgets.lines import (
+    RAW,
+    RAW_OPACITY,
+    Smoothing,
+    label,
+    noisy_line,
+    smoothed_y,
+    text,
+    unique_labels,
+)
 from gandiag.widgets.samples import Snapshot, samples_panel_traces
-from gandiag.widgets.smoothing import check_weight, ema
+from gandiag.widgets.smoothing import check_weight
 
 TIME_PANELS = (
     ("losses", "losses (x: step = G updates)", 1.0),
@@ -44,48 +51,7 @@ COLORS = {"D": "#1f77b4", "G": "#d62728", "real": "#2ca02c", "fake": "#ff7f0e", 
 SEVERITY_COLORS = {"info": "#7f7f7f", "warning": "#ff9f1c", "critical": "#d62728"}
 HEATMAP_COLUMNS = 400  # step bins of the gradient heatmaps
 ROW_HEIGHT = 220  # pixels per unit of a panel's relative height
-RAW_OPACITY = 0.25  # the raw series, drawn faint behind its smoothed line
-
-
-def text(value: Any) -> str:
-    """A user-provided string (run, metric or layer name, config value, alert text) made
-    safe for plotly and for HTML: plotly.js renders tags in text (<a href>, <b>, <span
-    style>, ...) and turns entities back into characters, so escaping <, > and & shows the
-    string as written and nothing in it becomes markup or a link."""
-    return html.escape(str(value), quote=False)
-
-
-def label(value: Any, most: int = 40) -> str:
-    """`text(value)` shortened in the middle to `most` characters: a long metric, layer
-    or run name would otherwise widen the legend or the tick labels until the panels are
-    squeezed to a sliver (seen). The middle goes: names differ at their ends ("...block.3")."""
-    value = str(value)
-    if len(value) > most:
-        keep = most - 1
-        value = value[: keep // 2] + "…" + value[len(value) - (keep - keep // 2):]
-    return text(value)
-
-
-def unique_labels(names: list[str], most: int = 32) -> list[str]:
-    """`label` of each name, numbered where two shorten alike (heatmap rows would merge)."""
-    short = [label(name, most) for name in names]
-    return [f"{s} ({i + 1})" if short.count(s) > 1 else s for i, s in enumerate(short)]
-
-
-@dataclass(frozen=True)
-class Smoothing:
-    """How noisy per-step series are drawn: `weight` 0 draws them raw; above 0 the
-    debiased EMA of `gandiag.widgets.smoothing.ema` is drawn over the raw series (faint).
-    `choices` (the offline report's slider) precomputes the smoothed y at each of those
-    weights into the trace's `meta["smoothed"]` (base64 float32, in the choices' order)."""
-
-    weight: float = 0.0
-    choices: tuple[float, ...] = ()
-
-    @property
-    def on(self) -> bool:
-        return self.weight > 0 or bool(self.choices)
-
+__all__ = ["RAW_OPACITY", "Smoothing", "build_figure", "drawable_series", "label", "noisy_line", "text"]
 
 def _axis_titles(loss: str | None) -> dict[str, str]:
     """y-axis titles in the loss family's units (D outputs are read in that scale)."""
@@ -121,7 +87,7 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     panels = [panel for panel in TIME_PANELS if metric_panels or panel[0] not in ("coverage", "distance")]
     panels += [SAMPLES_PANEL] if (samples_panel or samples is not None) else []
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.025,
-                        subplot_titles=[label for _, label, _ in panels],
+                        subplot_titles=[panel_title for _, panel_title, _ in panels],
                         row_heights=[height for *_, height in panels],
                         specs=[[{"secondary_y": name == "coverage"}] for name, *_ in panels])
     row = {name: i + 1 for i, (name, *_) in enumerate(panels)}
@@ -211,46 +177,6 @@ def legend_per_panel(fig: go.Figure, rows: int, *, below: tuple[str, ...] = ()) 
         fig.update_layout({"legend" if r == 1 else f"legend{r}": style})
 
 
-def _drawable(values: np.ndarray) -> np.ndarray:
-    """float32 values for plotly: beyond float32 (inf included) becomes a NaN gap."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(np.abs(values) <= np.finfo(np.float32).max, values, np.nan).astype(np.float32)
-
-
-def _b64(values: np.ndarray) -> str:
-    return base64.b64encode(_drawable(values).astype("<f4").tobytes()).decode("ascii")
-
-
-def smoothed_y(values: np.ndarray, index: np.ndarray, smoothing: Smoothing) -> tuple[np.ndarray, dict]:
-    """The smoothed series at the kept points, and the trace's `meta` (the precomputed
-    choices), for a series drawn at `index` (the raw line's min-max points)."""
-    values = np.asarray(values, dtype=np.float64)
-    meta = ({"smoothed": [_b64(ema(values, w)[index]) for w in smoothing.choices]}
-            if smoothing.choices else {})
-    return _drawable(ema(values, smoothing.weight)[index]), meta
-
-
-def noisy_line(steps: np.ndarray, values: np.ndarray, *, name: str, color: str, max_points: int,
-               smoothing: Smoothing = Smoothing(), group: str | None = None,
-               showlegend: bool = True, **line: Any) -> list[go.Scatter]:
-    """A per-step series as one line, or, smoothing on, the smoothed line (named `name`)
-    over the raw one (faint, `name (raw)`); both share the raw line's min-max points (spikes
-    and NaN gaps kept) and a legend group, so a legend click hides both."""
-    steps = np.asarray(steps, dtype=np.float64)
-    index = minmax_index(values, max_points)
-    x, raw = steps[index].astype(np.float32), _drawable(np.asarray(values)[index])
-    style = {"color": color, "width": 1.2} | line
-    group = group or name
-    if not smoothing.on:
-        return [go.Scatter(x=x, y=raw, name=name, mode="lines", line=style, legendgroup=group,
-                           showlegend=showlegend)]
-    y, meta = smoothed_y(values, index, smoothing)
-    return [go.Scatter(x=x, y=raw, name=f"{name} (raw)", mode="lines", opacity=RAW_OPACITY,
-                       line=style | {"width": 1}, legendgroup=group, showlegend=False),
-            go.Scatter(x=x, y=y, name=name, mode="lines", line=style, legendgroup=group,
-                       showlegend=showlegend, meta=meta or None)]
-
-
 def _add_line(fig: go.Figure, series: Mapping, key: str, name: str, color: str, *, row: int,
               max_points: int, smoothing: Smoothing, **line: Any) -> None:
     if key in series:
@@ -260,7 +186,7 @@ def _add_line(fig: go.Figure, series: Mapping, key: str, name: str, color: str, 
 
 
 def losses_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
-                 smoothing: Smoothing = Smoothing()) -> None:
+                 smoothing: Smoothing = RAW) -> None:
     """D's and G's losses; in a user's loop they come from `monitor.log(...)`, which the
     empty panel says (the hooks see D's outputs and the gradients, not the loss values)."""
     for key, name, color in (("D/loss", "D loss", COLORS["D"]), ("G/loss", "G loss", COLORS["G"])):
@@ -274,10 +200,10 @@ def losses_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int =
 
 
 def outputs_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
-                  smoothing: Smoothing = Smoothing()) -> None:
+                  smoothing: Smoothing = RAW) -> None:
     """D(x) and D(G(z)) means (D update) with ± one std bands, and the logit gap; with
     smoothing, the bands are the smoothed mean ± the smoothed std."""
-    for side, label in (("real", "D(x)"), ("fake", "D(G(z))")):
+    for side, output in (("real", "D(x)"), ("fake", "D(G(z))")):
         mean_key, std_key = f"D/out_{side}/mean", f"D/out_{side}/std"
         if mean_key not in series:
             continue
@@ -291,7 +217,7 @@ def outputs_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int 
                                          mode="lines", line={"width": 0}, fill=fill,
                                          fillcolor=_alpha(COLORS[side], 0.15), meta=meta or None,
                                          showlegend=False, hoverinfo="skip"), row=row, col=1)
-        _add_line(fig, series, mean_key, f"{label} mean", COLORS[side], row=row,
+        _add_line(fig, series, mean_key, f"{output} mean", COLORS[side], row=row,
                   max_points=max_points, smoothing=smoothing)
     if "D/out_real/mean" in series and "D/out_fake/mean" in series:
         steps, real = series["D/out_real/mean"]
@@ -301,7 +227,7 @@ def outputs_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int 
 
 
 def balance_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000,
-                  smoothing: Smoothing = Smoothing()) -> None:
+                  smoothing: Smoothing = RAW) -> None:
     """r_t = mean sign(D(x)) and D's accuracy on real and fake batches (0.5 is balanced)."""
     for key, name, color in (("D/out_real/sign", "r_t", COLORS["D"]),
                              ("D/out_real/acc", "accuracy on real", COLORS["real"]),

@@ -17,7 +17,8 @@ import html
 import json
 import os
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def write_report(run: Any, path: str | os.PathLike, *, alerts: Iterable[Alert] |
                           samples=snapshots[-1] if snapshots else None,
                           smoothing=smoothing, smoothing_choices=REPORT_WEIGHTS)
     config = getattr(run, "config", None)
-    config = config if isinstance(config, dict) else getattr(config, "to_dict", lambda: {})()
+    config = config if isinstance(config, dict) else getattr(config, "to_dict", dict)()
     plot = figure.to_html(full_html=False, include_plotlyjs=True, div_id=PANELS_ID,
                           config={"displaylogo": False, "responsive": True})
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

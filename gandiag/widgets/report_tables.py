@@ -48,7 +48,7 @@ def rounded(value: Any) -> str:
         if value == 0 or 1e-3 <= abs(value) < 1e3:
             return f"{value:.3g}"
         if 1e3 <= abs(value) < 1e6:
-            return f"{round(value, 2 - int(math.floor(math.log10(abs(value))))):,.0f}"
+            return f"{round(value, 2 - math.floor(math.log10(abs(value)))):,.0f}"
         return f"{value:.2e}"
     return str(value)
 

@@ -3,6 +3,7 @@ shown (and those a fresh diagnosis adds, marked), rounded evidence and final val
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_hostile_names_reach_neither_the_page_nor_plotly_as_markup(tmp_path):
     alert.explanation, alert.fixes = hostile("explanation"), [hostile("fix")]
     name = hostile_run(tmp_path / "s.sqlite", alerts=[alert])
     with open_run(name, tmp_path / "s.sqlite") as run:
-        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+        text = Path(write_report(run, tmp_path / "r.html")).read_text(encoding="utf-8")
         fig = build_figure(run, run.alerts(), title=run.name, smoothing=0.6)
     # no tag from the run, raw in the page or inside plotly's JSON (which writes < as \u003c)
     for tag in ("<img src=http://example.com", "<a href='http://example.com", "<script>alert("):
@@ -97,7 +98,7 @@ def test_stored_alerts_are_shown_and_a_fresh_diagnosis_adds_only_what_is_new(tmp
     stored = [stored_alert(step) for step in range(500, 2501, 250)][:8]
     name = hostile_run(tmp_path / "s.sqlite", alerts=stored, nan_from=2600)
     with open_run(name, tmp_path / "s.sqlite") as run:
-        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+        text = Path(write_report(run, tmp_path / "r.html")).read_text(encoding="utf-8")
     assert "No problems found" not in text
     assert text.count("<span class='origin'>stored</span>") == 8
     # the NaN losses from step 2600 were never stored as an alert: found now, and said so
@@ -109,7 +110,7 @@ def test_stored_alerts_are_shown_and_a_fresh_diagnosis_adds_only_what_is_new(tmp
 def test_a_fresh_episode_of_a_stored_kind_says_where_the_stored_ones_are(tmp_path):
     name = hostile_run(tmp_path / "s.sqlite", alerts=[stored_alert(700, kind="nonfinite")], nan_from=2600)
     with open_run(name, tmp_path / "s.sqlite") as run:
-        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+        text = Path(write_report(run, tmp_path / "r.html")).read_text(encoding="utf-8")
     assert "<span class='origin now'>found now</span>" in text
     assert "(stored nonfinite alerts: step 700)" in text
 
@@ -128,7 +129,7 @@ def test_merging_keeps_every_stored_alert_and_drops_fresh_repeats_of_an_episode(
 def test_evidence_and_final_values_are_small_rounded_tables(tmp_path):
     name = hostile_run(tmp_path / "s.sqlite", alerts=[stored_alert(1000)])
     with open_run(name, tmp_path / "s.sqlite") as run:
-        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+        text = Path(write_report(run, tmp_path / "r.html")).read_text(encoding="utf-8")
         last_loss = run.scalars("D/loss")[1][-1]
     assert "<td>r_t</td><td class='num'>0.988</td>" in text and "0.987654321" not in text
     assert f"<td>D loss</td><td><code>D/loss</code></td><td class='num'>3,000</td>" \
@@ -143,7 +144,7 @@ def test_evidence_and_final_values_are_small_rounded_tables(tmp_path):
 def test_the_smoothing_slider_has_every_weight_precomputed(tmp_path):
     name = hostile_run(tmp_path / "s.sqlite")
     with open_run(name, tmp_path / "s.sqlite") as run:
-        text = open(write_report(run, tmp_path / "r.html"), encoding="utf-8").read()
+        text = Path(write_report(run, tmp_path / "r.html")).read_text(encoding="utf-8")
         with pytest.raises(ValueError, match="expected smoothing in"):
             write_report(run, tmp_path / "bad.html", smoothing=0.42)
     assert "id='gandiag-smoothing'" in text and "value='3'" in text  # 0.6, the fourth stop
