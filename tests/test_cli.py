@@ -50,8 +50,10 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert "did you mean 'wgan-gp'" in capsys.readouterr().err
     assert main(["train", "--stabilise", "spectral", "--out", str(tmp_path)]) == 2
     assert "unknown stabiliser 'spectral'" in capsys.readouterr().err
-    assert main(["train", "--data", "digits", "--model", "dcgan", "--out", str(tmp_path)]) == 2
-    assert "use model 'mlp'" in capsys.readouterr().err
+    # points are no images: a model that fits not the data is refused before training
+    assert main(["train", "--data", "ring", "--model", "dcgan", "--out", str(tmp_path),
+                 "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "build_pair('dcgan'): expected sample_shape" in capsys.readouterr().err
 
 
 def test_python_dash_m_gandiag():
@@ -85,7 +87,7 @@ def test_diagnose_a_stored_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Diagnosis of run 1 ('broken', finished, 100 steps): 1 alert(s) (nonfinite)")
     assert "[critical] nonfinite at step 70" in out and "  try: " in out
-    assert main(["diagnose", "1", "--store", str(store), "--json"]) == 0
+    assert main(["diagnose", "#1", "--store", str(store), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["kind"] == "nonfinite" and row["step"] == 70 and row["details"]["fixes"]
 
@@ -114,7 +116,7 @@ def test_report_is_one_offline_html_file_with_escaped_strings(tmp_path, capsys):
         for step in (10, 50, 90):
             writer.add_sample(step, samples_png(np.random.default_rng(step).normal(size=(100, 2))))
     out = tmp_path / "r" / "report.html"
-    assert main(["report", "1", "--store", str(store), "--out", str(out)]) == 0
+    assert main(["report", "--id", "1", "--store", str(store), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     text = out.read_text()
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
