@@ -230,8 +230,8 @@ def _runs(args: argparse.Namespace) -> int:
     else:
         print(_runs_table(runs))
         if any(run.status == "stale" for run in runs):
-            print(f"\nstale: marked running, but its writer has sent no heartbeat for "
-                  f"{STALE_AFTER:.0f} s; the process most likely died (killed, out of memory) "
+            print(f"\nstale: marked running, but its writer has sent no heartbeat for more "
+                  f"than {STALE_AFTER:.0f} s; the process most likely died (killed, out of memory) "
                   "without closing the run")
     return 0
 
@@ -288,8 +288,8 @@ def _open_run(args: argparse.Namespace) -> Any:
     """The run that RUN or --id names in --store."""
     from gandiag.store import list_runs, open_run
 
-    _require_store(args.store)
     ref = run_reference(args.run_name, args.run_id)
+    _require_store(args.store)
     if isinstance(ref, str) and ref.isdigit() and ref not in {r.name for r in list_runs(args.store)}:
         raise ValueError(f"no run named {ref!r} in {args.store!r}; a bare number is a run name: "
                          f"for the run with id {ref}, write '#{ref}' or --id {ref}")
