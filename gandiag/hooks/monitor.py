@@ -125,6 +125,7 @@ class Monitor:
         self._handles.append(G.register_forward_hook(self._on_g_output))
         self._handles.append(D.register_forward_pre_hook(self._on_d_input, with_kwargs=True))
         self._handles.append(D.register_forward_hook(self._on_d_output))
+        self._sigmoid = weakref.ref(sigmoid) if sigmoid is not None else lambda: None
         if sigmoid is not None:
             self._handles.append(sigmoid.register_forward_hook(self._on_sigmoid))
 
@@ -173,6 +174,8 @@ class Monitor:
             self.calls.d_input(args, kwargs)
 
     def _on_sigmoid(self, module: nn.Module, args: tuple, output: Tensor) -> None:
+        if module is not self._sigmoid():  # the Sigmoid of a copy of D
+            return
         self.calls.sigmoid_input(args)
 
     def _on_d_output(self, module: nn.Module, args: tuple, output: Any) -> None:
@@ -464,6 +467,13 @@ class Monitor:
             for model in (self._G(), self._D()):
                 if model is not None and _ATTACHED.get(model) is self:
                     del _ATTACHED[model]
+
+    def __deepcopy__(self, memo: dict) -> "Monitor":
+        # The hooks on G and D are bound methods of this monitor, so `copy.deepcopy(G)` (an
+        # EMA of G, in the user's loop or a second Trainer's) reaches it. A monitor is a
+        # live recording, not a value: the copy shares it, and the hooks ignore calls of a
+        # module that is not the attached G or D.
+        return self
 
     def __enter__(self) -> "Monitor":
         return self

@@ -425,3 +425,15 @@ def test_the_spread_of_fake_vs_real_inputs_shows_collapse_in_an_unchanged_loop(c
         assert np.all(ratio < 1e-6)
     else:
         assert np.all((ratio > 0.8) & (ratio < 1.25))
+
+
+def test_a_deep_copy_of_attached_models_shares_the_monitor_and_is_not_recorded():
+    # A user's EMA of G (copy.deepcopy after attach) or a second Trainer on the same models
+    # must not try to copy the monitor (its lock cannot be copied).
+    G, D = tutorial_pair()
+    with gandiag.attach(G, D) as monitor:
+        G_copy, D_copy = copy.deepcopy(G), copy.deepcopy(D)
+        noise = torch.randn(4, NZ, 1, 1)
+        D_copy(G_copy(noise))  # neither a G output nor a D call of the attached models
+        assert monitor.calls.pending == {"real": [], "fake": []}
+    assert G_copy is not G and monitor.removed
