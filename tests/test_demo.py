@@ -3,6 +3,7 @@ it prints is the one the run store and the JSON summary hold for the run's last 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,10 +41,11 @@ def test_the_table_leads_with_fair_share_and_prints_the_stored_final_evaluation(
     text, out, store = demo
     rows = table_rows(text)
     assert sorted(rows) == ["packed", "vanilla"]
-    for name, (step, fair, covered, effective, hq, reverse_kl, _seconds) in rows.items():
+    for name, (step, fair, covered, effective, hq, reverse_kl, spread, _seconds) in rows.items():
         with open_run(name, store) as run:
             stored = {key: run.scalars(f"metric/{key}") for key in
                       ("fair_modes", "modes", "hq", "reverse_kl")}
+            spreads = run.scalars("D/spread_ratio")
         with open(out / f"{name}.json") as f:
             summary = json.load(f)
         # The last stored evaluation is at the run's last step, the step the table names.
@@ -58,6 +60,8 @@ def test_the_table_leads_with_fair_share_and_prints_the_stored_final_evaluation(
                                                (reverse_kl, "reverse_kl", 1, 5e-4)):
             assert float(printed) == pytest.approx(scale * last[key], abs=tolerance), key
             assert last[key] == pytest.approx(summary["metrics"][key], rel=1e-12), key
+        assert spreads[0][-1] == STEPS  # the hooks record the spread at every step
+        assert float(spread) == pytest.approx(float(np.median(spreads[1][-100:])), abs=0.005)
         assert float(effective) == pytest.approx(8 * torch.exp(torch.tensor(-last["reverse_kl"])).item(),
                                                  abs=0.05)
         # The progress line's last evaluation, kept in the summary, is the stored one.
@@ -70,6 +74,6 @@ def test_the_demo_explains_the_lead_column_and_reads_it_out(demo):
     assert "fair share  modes holding at least half an even share (1/16)" in text
     rows = table_rows(text)
     vanilla, packed = (int(rows[name][1].split("/")[0]) for name in ("vanilla", "packed"))
-    sentence = (f"only {vanilla} of 8 modes hold their fair share" if vanilla < packed
+    sentence = (f"only {vanilla} of 8 modes hold their fair share (" if vanilla < packed
                 else f"No collapse shows here: {vanilla} of 8 modes hold their fair share")
     assert sentence in text
