@@ -129,9 +129,9 @@ def verdict(finals: dict[str, dict[str, Any]], n_modes: int) -> str:
         where = (f"({vanilla['modes']} still get some samples)" if vanilla["hq"] >= 0.2 else
                  f"(its samples sit in one tight patch, spread {vanilla['spread']:.2f} of the "
                  f"data's, and only {100 * vanilla['hq']:.1f} % are close enough to a mode to count)")
-        return (f"The vanilla GAN collapsed: at step {vanilla['step']} only {vanilla['fair_modes']} "
-                f"of {n_modes} modes hold their fair share {where};\nwith packing and EMA, "
-                f"{packed['fair_modes']} of {n_modes} do.")
-    return (f"No collapse shows here: {vanilla['fair_modes']} of {n_modes} modes hold their fair "
-            f"share in the vanilla run, {packed['fair_modes']} in the packed one (a short run or "
-            "another seed can end either way).")
+        return (f"The vanilla GAN collapsed: at step {vanilla['step']} the modes holding their fair "
+                f"share are {vanilla['fair_modes']} of {n_modes}\n{where};\nwith packing and EMA, "
+                f"{packed['fair_modes']} of {n_modes}.")
+    return (f"No collapse shows here: the modes holding their fair share are {vanilla['fair_modes']} "
+            f"of {n_modes} in the vanilla run, {packed['fair_modes']} in the packed one\n(a short "
+            "run or another seed can end either way).")

@@ -74,6 +74,7 @@ def test_the_demo_explains_the_lead_column_and_reads_it_out(demo):
     assert "fair share  modes holding at least half an even share (1/16)" in text
     rows = table_rows(text)
     vanilla, packed = (int(rows[name][1].split("/")[0]) for name in ("vanilla", "packed"))
-    sentence = (f"only {vanilla} of 8 modes hold their fair share (" if vanilla < packed
-                else f"No collapse shows here: {vanilla} of 8 modes hold their fair share")
+    sentence = (f"collapsed: at step {STEPS} the modes holding their fair share are {vanilla} of 8\n("
+                if vanilla < packed else
+                f"No collapse shows here: the modes holding their fair share are {vanilla} of 8 ")
     assert sentence in text
