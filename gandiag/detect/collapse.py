@@ -169,7 +169,9 @@ class ModeCollapse(Detector):
                    else "are all identical")
             alerts.append(Alert(
                 self.kind, start, "critical" if ratio < self.spread / 3 else "warning",
-                f"G's samples {how} (spread ratio {fmt(ratio)} for {at - start + 1} steps)",
+                f"G's samples {how} at step {at} (median spread ratio of the last "
+                f"{self.spread_window} steps {fmt(ratio)}, under {fmt(self.spread)} for "
+                f"{at - start + 1} steps)",
                 evidence, _WHY, list(_FIXES),
                 detected_at=at))
         return alerts
