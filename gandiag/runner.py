@@ -4,6 +4,7 @@ line, run store, live diagnosis, then checkpoint, JSON summary and HTML report."
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -52,15 +53,36 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
                                                   data_name))
     trainer.save(os.path.join(out, f"{name}.pt"))
     with open_run(trainer.name, recorder.where) as run:
-        report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts)
+        # The live diagnosis saw every flush: a second pass over the stored run would only
+        # cost time and place the same episodes at other steps.
+        report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts,
+                              rediagnose=False)
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
                "seconds": seconds, "device": str(trainer.device), "world_size": trainer.world_size,
                "report": report, "metrics": metrics,
                "evaluations": progress.evaluations, "config": config.to_dict(),
                "store": recorder.where, "alerts": diagnosis.alerts}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
-        json.dump(summary | {"alerts": [a.row() for a in diagnosis.alerts]}, f, indent=2, default=float)
+        json.dump(json_safe(summary | {"alerts": [a.row() for a in diagnosis.alerts]}), f, indent=2,
+                  default=float, allow_nan=False)
     return summary
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats as the strings "inf", "-inf" and "nan": JSON has no
+    such numbers, and Python's `Infinity` breaks other readers (a reverse KL is inf while
+    G makes no high-quality sample).
+
+    >>> json_safe({"reverse_kl": float("inf"), "modes": [1, float("nan")]})
+    {'reverse_kl': 'inf', 'modes': [1, 'nan']}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _prepare_output(name: str, out: str) -> None:
@@ -86,7 +108,7 @@ def _sample_shape(dataset: Any) -> tuple[int, ...]:
 
 def _sample_stats(samples: Any, data_name: str) -> dict[str, float]:
     """Digits: classes covered and KL to uniform from the shipped digits classifier;
-    stacked digits: the 1000-mode count and KL (DESIGN.md); plus the sample range."""
+    stacked digits: the 1000-mode count and KL (docs/definitions.md); plus the sample range."""
     from gandiag import metrics
 
     if data_name == "stacked":

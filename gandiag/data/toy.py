@@ -3,7 +3,7 @@
 Data and metric live together on purpose: the HQ threshold is measured in units of the
 mixture's own ``std``, so a metric detached from its mixture would be easy to misuse.
 
-Definitions (DESIGN.md, "Toy mixtures"):
+Definitions (docs/definitions.md, "Toy mixtures"):
 
 - a sample is *high quality* (HQ) if ``||x - c|| / std < 3`` for its nearest mode ``c``;
 - a mode is *covered* if at least one HQ sample is nearest to it;
@@ -221,7 +221,7 @@ class ToyMixture:
 def ring() -> ToyMixture:
     """8 modes on the unit circle at angles 2πi/8, std 0.01.
 
-    Reference (DESIGN.md; PacGAN Table 1, 10 runs ± s.e., 400k updates): GAN 6.3±0.5
+    Reference (docs/definitions.md; PacGAN Table 1, 10 runs ± s.e., 400k updates): GAN 6.3±0.5
     modes, 98.2±0.2 % HQ, rKL 0.45±0.09; PacGAN2 7.9±0.1 modes, 95.6±2.0 % HQ,
     rKL 0.07±0.03. A perfect generator on 2500 samples gives 8 modes, 98.89 % HQ
     (P(χ²₂ ≤ 9)) and rKL ≈ (K−1)/(2n) ≈ 0.0015; all mass on one mode gives log 8 = 2.0794.
@@ -238,7 +238,7 @@ def ring() -> ToyMixture:
 def grid() -> ToyMixture:
     """25 modes at {-4, -2, 0, 2, 4}², std 0.05, ordered by x then y.
 
-    Reference (DESIGN.md; PacGAN Table 1, 10 runs ± s.e., 400k updates): GAN 17.3±0.8
+    Reference (docs/definitions.md; PacGAN Table 1, 10 runs ± s.e., 400k updates): GAN 17.3±0.8
     modes, 94.8±0.7 % HQ, rKL 0.70±0.07; PacGAN2 23.8±0.7 modes, 91.3±0.8 % HQ,
     rKL 0.13±0.04. A perfect generator on 2500 samples gives 25 modes, 98.89 % HQ and
     rKL ≈ (K−1)/(2n) ≈ 0.0049; all mass on one mode gives log 25 = 3.2189.

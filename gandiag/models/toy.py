@@ -181,7 +181,8 @@ def small_toy(pack: int = 1, z_dim: int = 4) -> tuple[ToyGenerator, MLPDiscrimin
     seeds 0-2): trained vanilla it collapses onto one to four modes within 4 000 steps;
     with packing 2 and an EMA of G it covers all eight, HQ 0.82-0.89 after 12 000 steps.
     A BatchNorm-free G with 2-D noise does not collapse there, so it shows less.
-    `gandiag demo` shows both runs.
+    `gandiag demo` trains it with D at half G's rate (lr_d 1e-4), where the vanilla run
+    collapses for every seed measured (0-4) and the packed one covers all eight.
 
     Example:
         >>> G, D = small_toy()

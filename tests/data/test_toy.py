@@ -1,4 +1,4 @@
-"""Known-answer tests for the toy mixtures and their mode metric (DESIGN.md, Toy mixtures)."""
+"""Known-answer tests for the toy mixtures and their mode metric (docs/definitions.md, Toy mixtures)."""
 
 from __future__ import annotations
 
