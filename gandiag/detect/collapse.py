@@ -119,7 +119,7 @@ class ModeCollapse(Detector):
         # Every value quoted is the evaluation recorded at step `at` (the one that raised
         # the alert), and every best names its own step, so each number can be found in
         # the run store and the progress lines as printed.
-        parts, evidence = [], {"step": at}
+        parts, evidence, fired = [], {"step": at}, set()
         for key, (own, best_so_far, best_steps) in bests.items():
             values = view.upto(key, at, 1)[1]
             best = float(asof(np.array([at]), own, best_so_far)[0])
@@ -130,10 +130,14 @@ class ModeCollapse(Detector):
             if key in HIGHER_IS_MORE_MODES:
                 parts.append(f"{name} {fmt(now)} (best {fmt(best)} at step {best_step})")
                 evidence[name] = {"now": now, "best": best, "best_step": best_step}
+                if best > 0 and now <= (1 - self.drop) * best:
+                    fired.add("count")
             else:
                 parts.append(f"{name} {fmt(now)} (lowest {fmt(-best)} at step {best_step}; about "
                              f"{np.exp(-now):.0%} of the modes effectively used)")
                 evidence[name] = {"now": now, "lowest": -best, "lowest_step": best_step}
+                if now >= self.kl or now >= -best + self.kl_rise:
+                    fired.add("kl")
         severe = any(v.get("now", 0) >= 1.0 for k, v in evidence.items() if "kl" in k) or any(
             v["now"] <= v["best"] / 2 for k, v in evidence.items() if isinstance(v, dict) and "best" in v)
         note = ""
@@ -142,7 +146,7 @@ class ModeCollapse(Detector):
             note = (f" ({n_ignored} evaluation(s) with under {self.min_hq:.0%} high-quality "
                     "samples left out of the best values)")
         return Alert(self.kind, step, "critical" if severe else "warning",
-                     f"G covers fewer modes at step {at}: " + "; ".join(parts) + note, evidence,
+                     f"{_coverage_headline(fired)} at step {at}: " + "; ".join(parts) + note, evidence,
                      _WHY, list(_FIXES), detected_at=at)
 
     def _diversity(self, view: View, warmup: int) -> list[Alert]:
@@ -176,3 +180,10 @@ class ModeCollapse(Detector):
                 detected_at=at))
         return alerts
 
+
+def _coverage_headline(fired: set[str]) -> str:
+    """Say what the evaluation shows: fewer modes (a count fell), or samples piled onto a
+    few modes while every mode may still get some (only the KL to uniform rose)."""
+    if "count" in fired:
+        return "G covers fewer modes"
+    return "G piles its samples onto a few modes"

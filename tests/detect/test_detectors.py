@@ -267,6 +267,20 @@ def test_falling_coverage_metrics_are_collapse_once_hq_is_meaningful():
     assert diagnose(few_hq) == []   # modes are counted on HQ samples: 1 % says nothing
 
 
+def test_the_headline_says_what_fell_fewer_modes_or_samples_piled_onto_a_few():
+    fewer = healthy() | metric_series(lambda e: np.where(e < 3000, 8.0, 3.0),
+                                      lambda e: np.where(e < 3000, 0.02, 1.1),
+                                      lambda e: np.full(len(e), 0.8))
+    assert diagnose(fewer)[0].message.startswith("G covers fewer modes at step 3250:")
+    # Every mode keeps a sample (8 of 8 covered) while the KL to uniform rises: piled up.
+    piled = healthy() | metric_series(lambda e: np.full(len(e), 8.0),
+                                      lambda e: np.where(e < 3000, 0.02, 1.1),
+                                      lambda e: np.full(len(e), 0.8))
+    (alert,) = diagnose(piled)
+    assert alert.message.startswith("G piles its samples onto a few modes at step 3250:")
+    assert "modes 8 (best 8 at step 250)" in alert.message
+
+
 def test_coverage_evidence_names_its_steps_and_the_evaluations_left_out_for_low_hq():
     # HQ under 20 % until step 1000: those four evaluations do not set the best values, so
     # the best (6 modes) is at step 1250, not the 8 recorded at step 250.
