@@ -42,7 +42,10 @@ def run_demo(*, steps: int, out: str, device: str, seed: int, store: str) -> int
     # order, so the demo gives the same numbers on any machine of one kind.
     torch.set_num_threads(1)
     print("gandiag demo: the 8-mode ring. A vanilla GAN against the same models stabilised\n"
-          "with PacGAN packing (D judges 2 samples at once) and an EMA of G's weights.\n")
+          "with PacGAN packing (D judges 2 samples at once) and an EMA of G's weights.\n"
+          f"Both runs: {DEMO_MODEL} models, Adam with D at half G's learning rate (lr_g "
+          f"{DEMO_SETTINGS['lr_g']:g}, lr_d {DEMO_SETTINGS['lr_d']:g}), batch "
+          f"{DEMO_SETTINGS['batch_size']}, seed {seed}.\n")
     runs = {}
     for name, stabilisers in DEMO_RUNS:
         config = TrainConfig(steps=steps, seed=seed, device=device,
