@@ -55,10 +55,11 @@ def toy_coverage(
         mixture: The target, e.g. ``gandiag.data.ring()`` or ``gandiag.data.grid()``.
 
     Returns:
-        ``{"modes": int, "hq": float, "reverse_kl": float, "histogram": list[int]}``:
-        modes covered, share of HQ samples (std-scaled distance to the nearest mode < 3),
-        KL of the HQ histogram to uniform in nats (``inf`` if no sample is HQ), and the
-        HQ count per mode.
+        ``{"modes": int, "fair_modes": int, "hq": float, "reverse_kl": float,
+        "histogram": list[int]}``: modes covered, modes holding at least half an even share
+        of the HQ samples, share of HQ samples (std-scaled distance to the nearest mode
+        < 3), KL of the HQ histogram to uniform in nats (``inf`` if no sample is HQ), and
+        the HQ count per mode.
 
     Example:
         >>> from gandiag.data import ring
