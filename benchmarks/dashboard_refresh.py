@@ -52,7 +52,7 @@ from torch import nn
 import gandiag
 from gandiag.detect import watch
 from gandiag.detect.diagnosis import series_of
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from gandiag.store import RunWriter
 from gandiag.widgets.dashboard import Dashboard
 from gandiag.widgets.figures import build_figure

@@ -1,7 +1,7 @@
 """The fault-injection suite: does each detector fire on the runs built to fail, and stay
 quiet on healthy ones?
 
-Every scenario of `gandiag.detect.scenarios` (healthy, collapse, D overpowering, vanishing
+Every scenario of `gandiag.scenarios` (healthy, collapse, D overpowering, vanishing
 G gradients, exploding gradients, NaN, oscillation) trains with the detectors live, for
 several seeds. Per detector the table gives:
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gandiag.detect import KINDS
-from gandiag.detect.scenarios import SCENARIOS, run_scenario
+from gandiag.scenarios import SCENARIOS, run_scenario
 
 
 def main() -> int:

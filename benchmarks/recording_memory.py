@@ -29,7 +29,7 @@ of them only from step 500 000, so until then the history grows by design. The h
 is bounded when, at every line and at the end, it holds at most (recent + overview)
 values per scalar key and (histogram_recent + overview) rows per histogram key, plus one
 each for the overview block being filled, in total over the keys: the budget
-`gandiag.hooks.history.History` documents; a key over its own share is reported too.
+`gandiag.core.history.History` documents; a key over its own share is reported too.
 A report, not a test: exit status 0 either way. `--quick`: 20 000 steps, a line every
 4 000 (~35 s).
 """

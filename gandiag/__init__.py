@@ -19,23 +19,25 @@ __version__ = "0.1.0"
 # Every name below is imported on first use (PEP 562), not at `import gandiag`: the
 # `gandiag` command parses its arguments (and answers --help) before torch, numpy, scipy
 # or plotly load, which takes seconds. `from gandiag import Trainer` works as before.
-_SUBMODULES = frozenset({"data", "detect", "hooks", "metrics", "models", "store", "train",
+_SUBMODULES = frozenset({"core", "data", "detect", "hooks", "metrics", "models", "store", "train",
                          "widgets"})
 _NAMES = {
-    "Alert": "gandiag.detect", "diagnose": "gandiag.detect",
-    "Monitor": "gandiag.hooks", "attach": "gandiag.hooks",
+    "Alert": "gandiag.core", "diagnose": "gandiag.detect",
+    "Monitor": "gandiag.hooks", "attach": "gandiag.attaching",
     "list_runs": "gandiag.store", "open_run": "gandiag.store",
-    "Callback": "gandiag.train", "TrainConfig": "gandiag.train", "Trainer": "gandiag.train",
+    "Callback": "gandiag.core", "TrainConfig": "gandiag.train", "Trainer": "gandiag.train",
     "capture_step": "gandiag.train",
     "Dashboard": "gandiag.widgets.dashboard",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
-    from gandiag import data, detect, hooks, metrics, models, store, train, widgets
-    from gandiag.detect import Alert, diagnose
-    from gandiag.hooks import Monitor, attach
+    from gandiag import core, data, detect, hooks, metrics, models, store, train, widgets
+    from gandiag.attaching import attach
+    from gandiag.core import Alert, Callback
+    from gandiag.detect import diagnose
+    from gandiag.hooks import Monitor
     from gandiag.store import list_runs, open_run
-    from gandiag.train import Callback, TrainConfig, Trainer, capture_step
+    from gandiag.train import TrainConfig, Trainer, capture_step
     from gandiag.widgets.dashboard import Dashboard
 
 

@@ -72,7 +72,7 @@ def test_same_seed_same_run(tmp_path):
 def test_diagnose_a_stored_run(tmp_path, capsys):
     import numpy as np
 
-    from gandiag.hooks.records import Records
+    from gandiag.core.records import Records
     from gandiag.store import RunWriter
     from gandiag.store.png import samples_png
 
@@ -104,7 +104,7 @@ def test_diagnose_bad_input_is_a_one_line_error(tmp_path, capsys):
 def test_report_is_one_offline_html_file_with_escaped_strings(tmp_path, capsys):
     import numpy as np
 
-    from gandiag.hooks.records import Records
+    from gandiag.core.records import Records
     from gandiag.store import RunWriter
     from gandiag.store.png import samples_png
 

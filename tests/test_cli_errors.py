@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gandiag.cli import main
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from gandiag.store import RunWriter
 
 HEAVY = ("torch", "numpy", "scipy", "plotly")

@@ -11,7 +11,7 @@ gradient_leak. Thresholds are the fields of each detector class; override them w
 `thresholds={kind: {name: value}}`.
 """
 
-from gandiag.detect.alert import KINDS, Alert
+from gandiag.core.alert import KINDS, Alert
 from gandiag.detect.base import Detector, Episode
 from gandiag.detect.collapse import ModeCollapse
 from gandiag.detect.diagnosis import DETECTORS, Diagnosis, diagnose, format_diagnosis

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 
 
 class Episode:

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.collapse import ModeCollapse
 from gandiag.detect.divergence import Divergence

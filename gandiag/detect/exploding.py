@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import fmt, nan_mad, nan_median, rolling, shift, tail
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.diagnosis import DETECTORS, Diagnosis
-from gandiag.hooks.records import Records
-from gandiag.train.callbacks import Callback
+from gandiag.core.records import Records
+from gandiag.core.callback import Callback
 
 if TYPE_CHECKING:
     from gandiag.train.trainer import Trainer

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 
 # The chain within a step, earliest first: (what, its keys).

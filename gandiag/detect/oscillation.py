@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import fmt, logit_gap
 

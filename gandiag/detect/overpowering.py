@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import asof, fmt, logit_gap, nan_mean, nan_median, rolling, tail
 

@@ -1,13 +1,11 @@
-"""Hooks that attach to any G and D and record what matters without syncing the device.
+"""Hooks that record what matters on any G and D, without syncing the device.
 
-    >>> import gandiag
-    >>> gandiag.attach is attach
-    True
+`Monitor` holds the hooks and what they recorded; `gandiag.attach` (one level up, as it
+also opens a run store and a live diagnosis) is how a user's loop gets one.
 """
 
-from gandiag.hooks.attach import attach, attached_monitor
+from gandiag.core.records import Histograms, Records
 from gandiag.hooks.health import GradientLeakWarning
-from gandiag.hooks.monitor import Monitor
-from gandiag.hooks.records import Histograms, Records
+from gandiag.hooks.monitor import Monitor, attached_monitor
 
-__all__ = ["GradientLeakWarning", "Histograms", "Monitor", "Records", "attach", "attached_monitor"]
+__all__ = ["GradientLeakWarning", "Histograms", "Monitor", "Records", "attached_monitor"]

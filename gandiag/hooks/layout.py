@@ -13,7 +13,7 @@ from gandiag.hooks import leak
 from gandiag.hooks.buffer import DeviceBuffer
 from gandiag.hooks.gradients import ModelLayers, sum_per_layer
 from gandiag.hooks.outputs import SLOTS, OutputStats, prob_key
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 
 
 class ModelColumns:

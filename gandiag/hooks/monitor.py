@@ -44,16 +44,23 @@ from gandiag.hooks.calls import DCalls
 from gandiag.hooks.checks import check_optimizer, resolve_d_output, unwrap
 from gandiag.hooks.gradients import GradientRecorder, ModelLayers, WeightRecorder
 from gandiag.hooks.health import health_warnings
-from gandiag.hooks.history import History
+from gandiag.core.history import History
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.leak import LeakProbe, probe_parameter
 from gandiag.hooks.outputs import SLOTS, OutputStats
 from gandiag.hooks.phase import check_phase
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 
 LOSS_NAMES = {"loss_d": "D/loss", "loss_g": "G/loss"}
 _SLOT_OF = {(role, kind): f"{role}/out_{kind}" for role in ("D", "G") for kind in ("real", "fake")}
 _ATTACHED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
+
+
+def attached_monitor(model: nn.Module) -> Monitor | None:
+    """The monitor attached to `model` (or to the module a DDP wrapper holds), if any."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return _ATTACHED.get(model)
 
 
 class Monitor:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from gandiag.train.callbacks import Callback
+from gandiag.core.callback import Callback
 
 if TYPE_CHECKING:
     from gandiag.train.trainer import Trainer

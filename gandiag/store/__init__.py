@@ -1,7 +1,7 @@
 """The run store: one SQLite file per project folder, written live, read while it grows.
 
     >>> import tempfile, os, numpy as np
-    >>> from gandiag.hooks.records import Records
+    >>> from gandiag.core.records import Records
     >>> from gandiag.store import RunWriter
     >>> path = os.path.join(tempfile.mkdtemp(), DEFAULT_STORE)
     >>> with RunWriter(path, name="dcgan", config={"lr": 2e-4}) as writer:
@@ -27,11 +27,11 @@ from gandiag.store.schema import DEFAULT_STORE, STALE_AFTER, RunStoreError
 
 # Imported on first use (PEP 562): reading and listing runs (`gandiag runs`) needs only
 # sqlite3 and numpy, while these three pull in torch through the hooks and the trainer.
-_LAZY = {"Alert": "gandiag.detect.alert", "RunWriter": "gandiag.store.writer",
+_LAZY = {"Alert": "gandiag.core.alert", "RunWriter": "gandiag.store.writer",
          "StoreRecorder": "gandiag.store.recorder"}
 
 if TYPE_CHECKING:
-    from gandiag.detect.alert import Alert
+    from gandiag.core.alert import Alert
     from gandiag.store.recorder import StoreRecorder
     from gandiag.store.writer import RunWriter
 

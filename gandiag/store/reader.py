@@ -7,7 +7,7 @@ status is "running" but whose writer has not sent a heartbeat for `stale_after` 
 recorded by a gandiag from before heartbeats keep their stored status.
 
     >>> import tempfile, os, numpy as np
-    >>> from gandiag.hooks.records import Records
+    >>> from gandiag.core.records import Records
     >>> from gandiag.store.writer import RunWriter
     >>> path = os.path.join(tempfile.mkdtemp(), "gandiag.sqlite")
     >>> with RunWriter(path, name="ring") as writer:
@@ -38,8 +38,8 @@ from gandiag.store.schema import (DEFAULT_STORE, STALE_AFTER, RunStoreError, con
                                   read_error, run_columns)
 
 if TYPE_CHECKING:  # imported where used: listing runs (`gandiag runs`) needs neither torch nor scipy
-    from gandiag.detect.alert import Alert
-    from gandiag.hooks.records import Histograms
+    from gandiag.core.alert import Alert
+    from gandiag.core.records import Histograms
 
 _T = TypeVar("_T")
 _RUN_COLUMNS = "id, name, status, started, ended, last_step, config"
@@ -154,7 +154,7 @@ class Run:
     @_reading
     def histograms(self, key: str) -> Histograms:
         """The histograms of `key` over all writes, sorted by step."""
-        from gandiag.hooks.records import Histograms
+        from gandiag.core.records import Histograms
 
         rows = self._chunks("histogram", key, "steps, counts")
         (edge_blob,) = self._conn.execute("SELECT edges FROM histogram_keys WHERE run_id = ? AND "
@@ -177,7 +177,7 @@ class Run:
     @_reading
     def alerts(self) -> list[Alert]:
         """Every alert of this run, in the order raised (`gandiag.detect.Alert`)."""
-        from gandiag.detect.alert import Alert
+        from gandiag.core.alert import Alert
 
         rows = self._conn.execute("SELECT step, kind, severity, message, details, time FROM alerts "
                                   "WHERE run_id = ? ORDER BY rowid", (self.id,)).fetchall()

@@ -24,11 +24,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from gandiag.store.png import samples_png
 from gandiag.store.schema import DEFAULT_STORE
 from gandiag.store.writer import RunWriter
-from gandiag.train.callbacks import Callback
+from gandiag.core.callback import Callback
 
 if TYPE_CHECKING:
     from gandiag.train.trainer import Trainer

@@ -7,7 +7,7 @@ heartbeat with each commit, and every `heartbeat_every` seconds when nothing com
 readers can tell a live run from one whose process died ("stale").
 
     >>> import tempfile, os, numpy as np
-    >>> from gandiag.hooks.records import Records
+    >>> from gandiag.core.records import Records
     >>> path = os.path.join(tempfile.mkdtemp(), "runs", "gandiag.sqlite")
     >>> with RunWriter(path, name="ring", config={"lr": 1e-4}) as writer:
     ...     writer.write(Records(scalars={"D/loss": (np.array([1, 2]), np.array([0.7, 0.6]))}))
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 from gandiag.store._checks import (as_dict, check_png, check_series, check_step, check_text,
                                    to_json)
 from gandiag.store.schema import DEFAULT_STORE, HEARTBEAT_EVERY, RunStoreError, connect_writer

@@ -1,6 +1,7 @@
 """The training core: config, losses, stabilisers, the trainer and its callbacks."""
 
-from gandiag.train.callbacks import Callback, ProgressPrinter
+from gandiag.core.callback import Callback
+from gandiag.train.callbacks import ProgressPrinter
 from gandiag.train.capture import CaptureError, CapturedStep, capture_step
 from gandiag.train.config import STABILISERS, TrainConfig, parse_stabilisers
 from gandiag.train.ema import EMA

@@ -1,52 +1,15 @@
-"""Callbacks: the trainer's one extension point (Lightning-style no-op hooks).
-
-The trainer calls, by name:
-    on_fit_start(trainer)        once per `fit()`, before the first step
-    on_step_end(trainer)         after every step; `trainer.step` counts G updates
-    on_flush(trainer, records)   after recorded values reach the host (every log_every
-                                 steps and at the end of fit); `records.scalars` maps each
-                                 key to (steps, values) numpy arrays of the new rows only
-    on_fit_end(trainer)          once per `fit()`, also when it ends by an error, a stop
-                                 or Ctrl-C (then `trainer.error` holds the exception)
-Anything stateful returns it from `state_dict()`; checkpoints store it.
-"""
+"""`ProgressPrinter`: the trainer's progress bar and line (a `gandiag.core.Callback`)."""
 
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gandiag.core.callback import Callback
+
 if TYPE_CHECKING:
-    from gandiag.hooks import Records
+    from gandiag.core.records import Records
     from gandiag.train.trainer import Trainer
-
-
-class Callback:
-    """Base class with no-op hooks; override the ones you need.
-
-    Under data-parallel training (torchrun) every rank runs the callbacks, except those
-    with `rank_zero_only = True`: the ones that write, print or evaluate run on rank 0.
-    """
-
-    rank_zero_only = False
-
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        pass
-
-    def on_step_end(self, trainer: "Trainer") -> None:
-        pass
-
-    def on_flush(self, trainer: "Trainer", records: "Records") -> None:
-        pass
-
-    def on_fit_end(self, trainer: "Trainer") -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 class ProgressPrinter(Callback):

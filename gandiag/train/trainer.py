@@ -24,11 +24,11 @@ from torch import Tensor, nn
 
 from gandiag.data.adapters import batch_source
 from gandiag.hooks import Monitor, attached_monitor
-from gandiag.hooks.history import History
+from gandiag.core.history import History
 from gandiag.train import checkpoint, distributed, paths
 from gandiag.train.capture import CaptureError, GraphedTrainStep, adam_options, resolve_capture
 from gandiag.train import stabilisers as stab
-from gandiag.train.callbacks import Callback
+from gandiag.core.callback import Callback
 from gandiag.train.config import TrainConfig
 from gandiag.train.ema import EMA
 from gandiag.train.losses import get_loss

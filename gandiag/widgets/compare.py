@@ -20,7 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.widgets.decimate import minmax
 from gandiag.widgets.figures import (
     ROW_HEIGHT,

@@ -26,7 +26,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from gandiag.store.schema import DEFAULT_STORE
-from gandiag.train.callbacks import Callback
+from gandiag.core.callback import Callback
 from gandiag.widgets.figures import build_figure
 from gandiag.widgets.replay import Replay, smoothing_slider
 from gandiag.widgets.samples import Snapshot

@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.diagnosis import series_of
 from gandiag.widgets.decimate import minmax, minmax_index
 from gandiag.widgets.lines import (

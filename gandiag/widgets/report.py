@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.diagnosis import diagnose
 from gandiag.widgets.figures import build_figure, drawable_series
 from gandiag.widgets.report_tables import alerts_html, merge_alerts, summary_html

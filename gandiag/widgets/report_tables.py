@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.widgets.figures import SEVERITY_COLORS
 
 # The main signals, by key, with the name a reader knows them by.

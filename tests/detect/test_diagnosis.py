@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gandiag.detect import Diagnosis, diagnose
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from tests.detect.series import healthy, retotal, set_from
 
 

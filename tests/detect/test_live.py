@@ -11,7 +11,7 @@ from torch import nn
 import gandiag
 from gandiag import data, models
 from gandiag.detect import Alert, DiagnosisCallback, GANAlertWarning, diagnose
-from gandiag.detect.scenarios import SCENARIOS, Inject
+from gandiag.scenarios import SCENARIOS, Inject
 from gandiag.store import StoreRecorder, open_run
 from gandiag.train.trainer import NonFiniteLossError
 

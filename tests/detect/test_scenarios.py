@@ -4,7 +4,7 @@ fires before it, and the healthy run stays quiet."""
 
 import pytest
 
-from gandiag.detect.scenarios import SCENARIOS, run_scenario
+from gandiag.scenarios import SCENARIOS, run_scenario
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

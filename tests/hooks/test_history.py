@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import gandiag
-from gandiag.hooks.history import History
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.history import History
+from gandiag.core.records import Histograms, Records
 
 
 def flush_of(first, n=50, keys=("D/loss", "G/loss", "D/out_real/mean"), bins=40):

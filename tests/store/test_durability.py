@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 from gandiag.store import RunWriter, list_runs, open_run
 
 pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 from gandiag.store import schema
 from gandiag.store import Alert, RunStoreError, RunWriter, list_runs, open_run
 

@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from gandiag.store import RunStoreError, RunWriter, list_runs, open_run
 from gandiag.store.schema import SCHEMA_VERSION
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gandiag.store.writer as writer_module
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 from gandiag.store import RunStoreError, RunWriter, open_run
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gandiag.detect import Alert
-from gandiag.hooks.records import Records
+from gandiag.core.records import Records
 from gandiag.store import RunWriter, open_run
 from gandiag.store.png import samples_png
 from gandiag.widgets.figures import build_figure

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gandiag.hooks.records import Histograms, Records
+from gandiag.core.records import Histograms, Records
 
 # Recent rows arrive one chunk per flush; chunks smaller than this are merged, so that a
 # key recorded once per flush costs its values, not two numpy arrays per value.

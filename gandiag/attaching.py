@@ -11,14 +11,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from gandiag.hooks.monitor import _ATTACHED, Monitor, _rank
-
-
-def attached_monitor(model: nn.Module) -> Monitor | None:
-    """The monitor attached to `model` (or to the module a DDP wrapper holds), if any."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        model = model.module
-    return _ATTACHED.get(model)
+from gandiag.hooks.monitor import Monitor, _rank
 
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",

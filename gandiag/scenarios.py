@@ -29,10 +29,10 @@ from typing import Callable
 import torch
 
 from gandiag import data, models
-from gandiag.detect.alert import Alert
+from gandiag.core.alert import Alert
 from gandiag.detect.live import DiagnosisCallback
 from gandiag.metrics.schedule import MetricSchedule
-from gandiag.train.callbacks import Callback
+from gandiag.core.callback import Callback
 from gandiag.train.config import TrainConfig
 from gandiag.train.trainer import NonFiniteLossError, Trainer
 

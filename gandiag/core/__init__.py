@@ -1,0 +1,18 @@
+"""The ground floor: what every other part of gandiag exchanges, importing none of them.
+
+- `Records`, `Histograms`: what one flush brings to the host.
+- `History`: the recorded series in memory, under a fixed budget.
+- `Alert`: one diagnosis with its evidence, explanation and fixes.
+- `Callback`: the one extension protocol, driven by a `Trainer` and by an attached
+  `Monitor` alike.
+
+Nothing here imports another gandiag package, so importing `Alert` or `Records` loads
+neither the trainer nor the hooks (the README's Layout section has the whole order).
+"""
+
+from gandiag.core.alert import KINDS, SEVERITIES, Alert
+from gandiag.core.callback import Callback
+from gandiag.core.history import History
+from gandiag.core.records import Histograms, Records
+
+__all__ = ["KINDS", "SEVERITIES", "Alert", "Callback", "Histograms", "History", "Records"]
