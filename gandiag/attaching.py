@@ -11,7 +11,9 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from gandiag.hooks.monitor import Monitor, _rank
+from gandiag.detect.live import watch
+from gandiag.hooks.monitor import Monitor
+from gandiag.store.recorder import StoreRecorder
 
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
@@ -29,6 +31,9 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
     `monitor.diagnosis.alerts` lists what they found, each new alert is shown as a
     `GANAlertWarning` and written to the store.
 
+    Both are `gandiag.Callback`s driven by the monitor (`monitor.callbacks`); add your
+    own with `monitor.add_callback(...)`, the same objects a `Trainer` takes.
+
     >>> from torch import nn
     >>> G, D = nn.Linear(4, 2), nn.Linear(2, 1)
     >>> with attach(G, D) as monitor:
@@ -37,25 +42,14 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
     <gandiag.Monitor removed, step 0, 0 series>
     """
     monitor = Monitor(G, D, **options)
-    if diagnose:
-        from gandiag.detect.live import watch  # detectors consume records; optional here
-
-        try:
-            loss = (config or {}).get("loss") if isinstance(config, Mapping) else None
-            monitor.diagnosis = watch(monitor, **({"loss": loss} | (
-                dict(diagnose) if isinstance(diagnose, Mapping) else {})))
-        except BaseException:
-            monitor.remove()
-            raise
-    if store is None or _rank() != 0:  # under DDP rank 0 alone writes (it alone gets records)
-        return monitor
-    from gandiag.store import RunWriter  # hooks produce records; the store is optional
-
+    monitor.config = dict(config) if isinstance(config, Mapping) else config
     try:
-        writer = store if isinstance(store, RunWriter) else RunWriter(store, name=run, config=config)
+        if diagnose:
+            monitor.diagnosis = watch(monitor, **(dict(diagnose) if isinstance(diagnose, Mapping) else {}))
+        if store is not None:
+            recorder = monitor.add_callback(StoreRecorder(store, name=run, config=config))
+            monitor.writer = recorder.writer  # None on ranks other than 0: rank 0 alone writes
     except BaseException:
         monitor.remove()
         raise
-    monitor.writer = writer
-    monitor.consumers.append(writer.write)
     return monitor

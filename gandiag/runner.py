@@ -37,7 +37,8 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
     G, D = models.build_pair(model_name, sample_shape=sample_shape, pack=config.pack,
                              z_dim=config.z_dim)
     progress = ProgressPrinter(evaluate=True)
-    recorder = StoreRecorder(store, evaluate=False)  # the progress line evaluates and records
+    # Both ask for the data's metrics at each flush; the trainer evaluates once per step.
+    recorder = StoreRecorder(store)
     diagnosis = DiagnosisCallback(warn=False)  # alerts go to the store, printed at the end
     trainer = Trainer(G, D, dataset, config, callbacks=[progress, recorder, diagnosis], name=name)
     started = time.perf_counter()

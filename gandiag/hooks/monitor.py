@@ -18,7 +18,15 @@ What the hooks do (no host-device sync anywhere on the step):
   measurements is committed to the device buffer at the next event, so that losses
   logged after `opt_g.step()` still belong to it.
 - Every `flush_every` steps the buffer comes to the host (the one sync), into
-  `monitor.history` (bounded memory) and to the consumers (the run store).
+  `monitor.history` (bounded memory) and to the callbacks' `on_records` (the run store,
+  the live diagnosis, a dashboard).
+
+Callbacks (`gandiag.core.Callback`, the protocol a Trainer drives too) are added with
+`add_callback`. In a user's loop (`owner="user"`) the monitor drives every hook:
+`on_fit_start` when added, `on_step_end` after G's optimizer step, `on_records` and then
+`on_flush` at each flush, `on_fit_end` at `remove()`. Under a Trainer (`owner="trainer"`)
+the monitor delivers `on_records` and `on_alert` only, with the trainer as the host; the
+trainer drives the rest.
 
 D outputs are treated as **logits**. A D that ends in `nn.Sigmoid` (the PyTorch DCGAN
 tutorial, trained with BCELoss) is detected and read through the Sigmoid's input, the
@@ -44,6 +52,8 @@ from gandiag.hooks.calls import DCalls
 from gandiag.hooks.checks import check_optimizer, resolve_d_output, unwrap
 from gandiag.hooks.gradients import GradientRecorder, ModelLayers, WeightRecorder
 from gandiag.hooks.health import health_warnings
+from gandiag.core.alert import Alert
+from gandiag.core.callback import Callback
 from gandiag.core.history import History
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.leak import LeakProbe, probe_parameter
@@ -94,8 +104,13 @@ class Monitor:
         self.owner = owner
         self.step = 0  # G updates seen
         self.history = History(recent=recent, overview=overview)
-        self.consumers: list[Callable[[Records], None]] = []
-        self.writer: Any = None  # the RunWriter of attach(store=...), closed by remove()
+        self.callbacks: list[Callback] = []
+        self.host: Any = self  # what callbacks are handed: this monitor, or the trainer that owns it
+        self.alerts: list[Alert] = []  # every alert announced through alert()
+        self.config: Any = None  # attach's config (a dict), for callbacks that read the loss
+        self.end_status = "running"  # how the loop ended, set by remove() (see Callback)
+        self._consumers: list[Callable[[Records], None]] = []  # deprecated plain callables
+        self.writer: Any = None  # the RunWriter of attach(store=...)
         self.diagnosis: Any = None  # the live gandiag.detect.Diagnosis of attach(diagnose=True)
         device = next((p.device for p in D.parameters()), torch.device("cpu"))
         self.buffer = DeviceBuffer(device, capacity=2 * flush_every)
@@ -242,6 +257,8 @@ class Monitor:
                 self.buffer.put(columns.weight_measured, 1.0)
             if role == "G":
                 self._end_step()
+        if role == "G":
+            self._step_ended()
 
     def _recorders_for(self, optimizer: torch.optim.Optimizer, role: str) -> tuple[GradientRecorder, WeightRecorder]:
         # Rebuilt when the optimizer's parameter groups change (add_param_group); a cheap
@@ -267,6 +284,8 @@ class Monitor:
             self._before_update(role, None)
             if role == "G":
                 self._end_step()
+        if role == "G":
+            self._step_ended()
 
     def _end_step(self) -> None:
         self._commit_due()
@@ -351,6 +370,7 @@ class Monitor:
             due = self.auto_flush and self._rows_unflushed >= self.flush_every
         if due:
             self.flush()
+        self._step_ended()
 
     def log(self, values: Mapping[str, Any] | None = None, /, **scalars: Any) -> None:
         """Record scalars for the current step: `loss_d`/`loss_g` (stored as D/loss,
@@ -396,17 +416,72 @@ class Monitor:
             self.history.append(records)
             self._check_health(records, leaks)
         self._deliver(records)
+        if records and self.owner == "user":
+            for callback in self._active():
+                callback.on_flush(self.host, records)
         return records
+
+    # ---- callbacks -------------------------------------------------------------------
+    def add_callback(self, callback: Callback) -> Callback:
+        """Drive `callback` (see the module doc) from now on; in a user's loop its
+        `on_fit_start` runs at once. Returns it."""
+        if not callable(getattr(callback, "on_records", None)):
+            raise TypeError(f"monitor.add_callback: expected a gandiag.Callback, got "
+                            f"{type(callback).__name__}; subclass gandiag.Callback and override "
+                            "the hooks you need (e.g. on_records(host, records))")
+        if self.owner == "user" and (_rank() == 0 or not callback.rank_zero_only):
+            callback.on_fit_start(self.host)  # first: a callback that cannot start is not kept
+        self.callbacks.append(callback)
+        return callback
+
+    def remove_callback(self, callback: Callback) -> None:
+        """Stop driving `callback` (no-op if it is not driven)."""
+        if callback in self.callbacks:
+            self.callbacks.remove(callback)
+
+    @property
+    def consumers(self) -> list[Callable[[Records], None]]:
+        """Deprecated: plain callables that get each records batch; use `add_callback`
+        with a `gandiag.Callback` overriding `on_records(host, records)`."""
+        warnings.warn("monitor.consumers is deprecated; use monitor.add_callback(callback) with a "
+                      "gandiag.Callback overriding on_records(host, records)", DeprecationWarning,
+                      stacklevel=2)
+        return self._consumers
+
+    def alert(self, alert: Alert) -> None:
+        """Announce `alert` (raised by a detector): kept in `alerts`, handed to every
+        callback's `on_alert` (the run store writes it, a dashboard shows it)."""
+        self.alerts.append(alert)
+        for callback in self._active():
+            callback.on_alert(self.host, alert)
+
+    def _active(self) -> list[Callback]:
+        """The callbacks this rank runs: under DDP, ranks other than 0 skip the
+        `rank_zero_only` ones (store, progress, diagnosis), so one process writes."""
+        if _rank() == 0:
+            return list(self.callbacks)
+        return [c for c in self.callbacks if not getattr(c, "rank_zero_only", False)]
+
+    def _step_ended(self) -> None:
+        """After G's update, outside the lock: a user loop's `on_step_end`."""
+        if self.owner == "user":
+            for callback in self._active():
+                callback.on_step_end(self.host)
 
     def _deliver(self, records: Records) -> None:
         if records and _rank() == 0:
-            for consumer in list(self.consumers):
-                try:
-                    consumer(records)
-                except Exception as error:  # a broken consumer must not stop training
-                    self._warn_once(f"consumer {consumer!r}",
-                                    f"gandiag: a record consumer failed ({error!r}); the records stay "
-                                    "in monitor.history")
+            for callback in list(self.callbacks):
+                self._guarded(callback.on_records, records, callback)
+            for consumer in list(self._consumers):
+                self._guarded(consumer, records, consumer)
+
+    def _guarded(self, hook: Callable, records: Records, owner: Any) -> None:
+        try:
+            hook(self.host, records) if owner is not hook else hook(records)
+        except Exception as error:  # a broken callback must not stop training
+            self._warn_once(f"callback {owner!r}",
+                            f"gandiag: {type(owner).__name__} failed on new records ({error!r}); "
+                            "the records stay in the history and training goes on")
 
     def record(self, scalars: Mapping[str, float], *, step: int | None = None) -> Records:
         """Record host values measured outside the hooks (e.g. `metric/<name>` from a metric
@@ -452,28 +527,36 @@ class Monitor:
 
     # ---- lifetime --------------------------------------------------------------------
     def remove(self, *, status: str = "finished") -> None:
-        """Flush what is left and take every hook off (idempotent). History stays; a run
-        store opened by attach(store=...) is closed with `status`."""
+        """Flush what is left and take every hook off (idempotent). History stays; in a
+        user's loop the callbacks' `on_fit_end` runs with `end_status` = `status` (a run
+        store opened by attach(store=...) closes with it)."""
         if self.removed:
             return
         try:
             self.flush()
         finally:
-            if self.writer is not None:
-                self.writer.close(status=status)
+            self.end_status = status
             self.removed = True
-            for handle in self._handles:
-                handle.remove()
-            self._handles = []
-            for probe in self._probes.values():
-                probe.remove()
-            self._probes = {}
-            self.calls.clear()
-            self._recorders.clear()  # they hold parameters; a removed monitor keeps no model alive
-            self._layers = {}
-            for model in (self._G(), self._D()):
-                if model is not None and _ATTACHED.get(model) is self:
-                    del _ATTACHED[model]
+            try:
+                if self.owner == "user":
+                    for callback in self._active():
+                        callback.on_fit_end(self.host)
+            finally:
+                self._take_hooks_off()
+
+    def _take_hooks_off(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for probe in self._probes.values():
+            probe.remove()
+        self._probes = {}
+        self.calls.clear()
+        self._recorders.clear()  # they hold parameters; a removed monitor keeps no model alive
+        self._layers = {}
+        for model in (self._G(), self._D()):
+            if model is not None and _ATTACHED.get(model) is self:
+                del _ATTACHED[model]
 
     def __deepcopy__(self, memo: dict) -> "Monitor":
         # The hooks on G and D are bound methods of this monitor, so `copy.deepcopy(G)` (an

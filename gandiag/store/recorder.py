@@ -1,8 +1,11 @@
-"""`StoreRecorder`: the trainer callback that writes a run to the run store.
+"""`StoreRecorder`: the callback that writes a run to the run store, in a Trainer or a user loop.
 
-Every flush it hands the new records to a `RunWriter` (a background thread commits them);
-with data that scores itself (the toy mixtures) it also stores the metrics as
-`metric/<name>`, and every `samples_every` steps a PNG of samples from fixed noise.
+Whatever reaches the host (every flush, every recorded metric) goes to a `RunWriter` (a
+background thread commits it), and so does every alert announced on the host. Under a
+Trainer it also has the data's own metrics evaluated at each flush when the data scores
+itself (the toy mixtures: `metric/<name>`, evaluated once per step however many
+callbacks ask, see `Trainer.record_evaluation`), and every `samples_every` steps stores a
+PNG of samples from fixed noise. `gandiag.attach(..., store=...)` adds one to a user loop.
 
     >>> import os, tempfile
     >>> from gandiag import TrainConfig, Trainer, data, models
@@ -22,80 +25,113 @@ with data that scores itself (the toy mixtures) it also stores the metrics as
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Mapping
+from typing import Any
 
+from gandiag.core.alert import Alert
+from gandiag.core.callback import Callback
 from gandiag.core.records import Records
 from gandiag.store.png import samples_png
 from gandiag.store.schema import DEFAULT_STORE
 from gandiag.store.writer import RunWriter
-from gandiag.core.callback import Callback
-
-if TYPE_CHECKING:
-    from gandiag.train.trainer import Trainer
 
 
 class StoreRecorder(Callback):
-    """Writes the trainer's records, metrics, samples and final status to `path`."""
+    """Writes the host's records, alerts, samples and final status to the store `store`.
+
+    `store`: the store file (or an open `RunWriter`); `name` and `config`: the run's name
+    and config (default: a Trainer's name and its config with the models and device).
+    `evaluate`: under a Trainer on self-scoring data, store the data's metrics at each
+    flush. `samples_every` (steps, default the flush cadence) and `n_samples`: the sample
+    pictures, under a Trainer. The writer opens at the first `on_fit_start`; a Monitor's
+    `remove()` closes it, under a Trainer `close()` does (a later fit() goes on in the
+    same run).
+    """
 
     rank_zero_only = True  # under torchrun, rank 0 alone writes the store
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, evaluate: bool = True,
-                 samples_every: int | None = None, n_samples: int = 1000) -> None:
-        self.path = os.fspath(path)
+    def __init__(self, store: str | os.PathLike | RunWriter = DEFAULT_STORE, *, name: str | None = None,
+                 config: Mapping[str, Any] | None = None, evaluate: bool = True,
+                 samples_every: int | None = None, n_samples: int = 1000, **deprecated: Any) -> None:
+        if "path" in deprecated:  # the store file is `store=` everywhere; `path=` was this one's
+            warnings.warn("StoreRecorder(path=...) is deprecated; pass store=... (the store file)",
+                          DeprecationWarning, stacklevel=2)
+            store = deprecated.pop("path")
+        if deprecated:
+            raise TypeError(f"StoreRecorder: unexpected arguments {sorted(deprecated)}; the options are "
+                            "store, name, config, evaluate, samples_every, n_samples")
+        self.writer: RunWriter | None = store if isinstance(store, RunWriter) else None
+        self.store = self.writer.path if self.writer is not None else os.fspath(store)
+        self.name, self.config = name, config
         self.evaluate, self.samples_every, self.n_samples = evaluate, samples_every, n_samples
-        self.writer: RunWriter | None = None
         self.status = "running"
         self._pictures = True
-        self._consumers: list = []  # the monitor's consumer list the writer was added to
 
-    def on_fit_start(self, trainer: "Trainer") -> None:
+    @property
+    def path(self) -> str:
+        """Deprecated spelling of `store`."""
+        return self.store
+
+    def on_fit_start(self, host: Any) -> None:
         if self.writer is None:
-            config = {**trainer.config.to_dict(), "G": type(trainer.G).__name__,
-                      "D": type(trainer.D).__name__, "device": str(trainer.device),
-                      "world_size": trainer.world_size}
-            self.writer = RunWriter(self.path, name=trainer.name, config=config)
-            # Everything the monitor records (flushes, metric schedules) reaches the store.
-            self._consumers = trainer.monitor.consumers
-            self._consumers.append(self.writer.write)
+            name = self.name if self.name is not None else getattr(host, "name", "run")
+            self.writer = RunWriter(self.store, name=name, config=self._run_config(host))
         else:
             self.writer.set_status("running")
 
-    def on_flush(self, trainer: "Trainer", records: Records) -> None:
-        if self.writer is None:
+    def _run_config(self, host: Any) -> Any:
+        if self.config is not None:
+            return self.config
+        config = getattr(host, "config", None)
+        if not hasattr(config, "to_dict"):  # a user loop: attach's config, if any
+            return config
+        return {**config.to_dict(), "G": type(host.G).__name__, "D": type(host.D).__name__,
+                "device": str(host.device), "world_size": host.world_size}
+
+    def on_records(self, host: Any, records: Records) -> None:
+        if self.writer is not None:
+            self.writer.write(records)
+
+    def on_alert(self, host: Any, alert: Alert) -> None:
+        if self.writer is not None:
+            self.writer.add_alert(**alert.row())
+
+    def records_metrics(self, host: Any) -> bool:
+        return self.evaluate and bool(getattr(host, "can_evaluate", False))
+
+    def on_flush(self, host: Any, records: Records) -> None:
+        if self.writer is None or not hasattr(host, "sample"):  # a user loop: records only
             return
-        step = trainer.step
-        if self.evaluate and trainer.can_evaluate:
-            trainer.monitor.record({f"metric/{name}": value for name, value in trainer.evaluate().items()})
-        if self._pictures and step % (self.samples_every or trainer.config.log_every) == 0:
-            samples = trainer.sample(self.n_samples if trainer.can_evaluate else 64).cpu().numpy()
+        step = host.step
+        if self.records_metrics(host):
+            host.record_evaluation()
+        if self._pictures and step % (self.samples_every or host.config.log_every) == 0:
+            samples = host.sample(self.n_samples if host.can_evaluate else 64).cpu().numpy()
             try:
                 self.writer.add_sample(step, samples_png(samples))
             except ValueError:
                 self._pictures = False  # samples that are neither points nor images
 
-    def on_fit_end(self, trainer: "Trainer") -> None:
+    def on_fit_end(self, host: Any) -> None:
         if self.writer is None:
             return
-        error = trainer.error
-        if error is None:
-            self.status = "stopped" if trainer.stop_requested else "finished"
-        elif isinstance(error, KeyboardInterrupt):
-            self.status = "interrupted"
-        else:
-            self.status = "failed"
-            self.writer.add_alert(trainer.step, "error", "critical", f"{type(error).__name__}: {error}")
+        self.status = host.end_status
+        error = getattr(host, "error", None)
+        if self.status == "failed" and error is not None:
+            self.writer.add_alert(host.step, "error", "critical", f"{type(error).__name__}: {error}")
         self.writer.set_status(self.status)
         self.writer.flush()
+        if getattr(host, "removed", False):  # a Monitor removed: this loop is over for good
+            self.close()
 
     @property
     def where(self) -> str:
         """The store file (absolute path)."""
-        return self.writer.path if self.writer is not None else os.path.abspath(self.path)
+        return self.writer.path if self.writer is not None else os.path.abspath(self.store)
 
     def close(self) -> None:
         """Stop the writer thread (a later fit() starts a new run in the store)."""
         if self.writer is not None:
-            if self.writer.write in self._consumers:
-                self._consumers.remove(self.writer.write)
             self.writer.close(status=self.status)
             self.writer = None

@@ -28,8 +28,8 @@ class ProgressPrinter(Callback):
         self.stream = stream
         self.bar = bar
         # With evaluate=True and data that can score samples (the toy mixtures), each line
-        # also shows the data's metrics on fixed noise, kept in `evaluations` and recorded
-        # as metric/<name>.
+        # also shows the data's metrics on fixed noise (Trainer.record_evaluation: recorded
+        # as metric/<name>), kept in `evaluations`.
         self.evaluate = evaluate
         self.evaluations: list[tuple[int, dict[str, Any]]] = []
         self._tqdm: Any = None
@@ -43,6 +43,9 @@ class ProgressPrinter(Callback):
             # disable=None: no bar when the stream is not a terminal (CI logs, pipes).
             self._tqdm = tqdm(total=trainer.fit_steps, file=self.stream or sys.stderr,
                               desc=trainer.name, leave=False, mininterval=0.5, disable=None)
+
+    def records_metrics(self, host: Any) -> bool:
+        return self.evaluate and bool(getattr(host, "can_evaluate", False))
 
     def on_step_end(self, trainer: "Trainer") -> None:
         if self._tqdm is not None:
@@ -62,16 +65,13 @@ class ProgressPrinter(Callback):
             f"D(x): {last[f'D/{kind}_real/mean']:.4f}  "
             f"D(G(z)): {last[f'D/{kind}_fake/mean']:.4f} / {last[f'G/{kind}_fake/mean']:.4f}"
         )
-        if self.evaluate and trainer.can_evaluate:
-            metrics = trainer.evaluate()
-            # Recorded too (history, run store) as metric/<name>, at the step this line
-            # names, so nobody evaluates twice and every reader sees the same value at the
-            # same step. The trainer flushes at the end of fit(), so the last evaluation is
-            # that of the final weights: a later trainer.evaluate() gives the same numbers.
-            at = int(steps[-1])
-            trainer.monitor.record({f"metric/{name}": value for name, value in metrics.items()},
-                                   step=at)
-            self.evaluations.append((at, metrics))
+        if self.records_metrics(trainer):
+            # Evaluated once per step and recorded (history, run store) as metric/<name>,
+            # however many callbacks ask (a StoreRecorder too). The trainer flushes at the
+            # end of fit(), so the last evaluation is that of the final weights: a later
+            # trainer.evaluate() gives the same numbers.
+            metrics = trainer.record_evaluation()
+            self.evaluations.append((trainer.step, metrics))
             line += "  |" + "".join(f" {k}: {_short(v)}" for k, v in metrics.items())
         if self._tqdm is not None:
             self._tqdm.write(line, file=self.stream or sys.stdout)

@@ -1,5 +1,6 @@
-"""What the Trainer derives from the user's models and config, with clear errors: the
-training device (also one GPU per rank under torchrun) and the noise shape.
+"""What the Trainer derives from and checks on the user's models and config, with clear
+errors: the training device (also one GPU per rank under torchrun), the noise shape,
+trainable parameters, the data's float type, and the shapes G and D return.
 
     >>> resolve_z_shape(TrainConfig(), torch.nn.Linear(100, 2))
     (100,)
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gandiag.train import distributed
 from gandiag.train.config import TrainConfig
@@ -74,3 +75,48 @@ def resolve_z_shape(config: TrainConfig, G: nn.Module) -> tuple[int, ...]:
             "config (G's own is used) or build G for the size you want"
         )
     return (config.z_dim or (model_z if isinstance(model_z, int) else 100),)
+
+
+def check_trainable(role: str, model: nn.Module) -> None:
+    """A model the trainer cannot update is an error here, not torch's 'empty parameter
+    list' from the optimizer, nor a G that silently never learns."""
+    parameters = list(model.parameters())
+    if parameters and any(p.requires_grad for p in parameters):
+        return
+    what = type(model).__name__
+    if not parameters:
+        raise ValueError(
+            f"Trainer: expected {role} to have trainable parameters, got {what} with none; "
+            f"pass a model with learnable layers (e.g. nn.Sequential(nn.Linear(...), ...))"
+        )
+    raise ValueError(
+        f"Trainer: expected {role} to have trainable parameters, got {what} whose "
+        f"{len(parameters)} parameters all have requires_grad=False; call "
+        f"{role}.requires_grad_(True) before training"
+    )
+
+
+def input_dtype(D: nn.Module) -> torch.dtype:
+    """The float type D computes in (its first floating parameter's): real batches are
+    converted to it, so float64 numpy data meets a float32 D."""
+    return next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.float32)
+
+
+def as_logits(out: Tensor, batch: int) -> Tensor:
+    """D's output as float32 logits of shape (B,); anything else is a clear error."""
+    if out.dim() == 2 and out.shape == (batch, 1):
+        out = out[:, 0]
+    elif out.shape != (batch,):
+        raise ValueError(
+            f"D returned shape {tuple(out.shape)} for a batch of {batch}; expected "
+            f"logits of shape ({batch},) or ({batch}, 1): end D with a layer of one "
+            "output (e.g. nn.Linear(features, 1)) and flatten spatial maps"
+        )
+    return out.float()
+
+def check_fake(fake: Tensor, real: Tensor) -> None:
+    if fake.shape[1:] != real.shape[1:]:
+        raise ValueError(
+            f"G produced samples of shape {tuple(fake.shape[1:])} but the data has "
+            f"{tuple(real.shape[1:])}; make G's output match one real sample"
+        )

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import warnings
 from typing import Any, Iterable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,52 +28,14 @@ from gandiag.train.capture import CaptureError, GraphedTrainStep, adam_options, 
 from gandiag.train import stabilisers as stab
 from gandiag.core.callback import Callback
 from gandiag.train.config import TrainConfig
+from gandiag.train.host import CallbackHost
+from gandiag.train.control import LoopControl, NonFiniteLossError, check_finite_losses
 from gandiag.train.ema import EMA
 from gandiag.train.losses import get_loss
-from gandiag.train.resolve import check_module, compile_error, resolve_device, resolve_z_shape
+from gandiag.train.resolve import (as_logits, check_fake, check_module, check_trainable, compile_error,
+                                   input_dtype, resolve_device, resolve_z_shape)
 
-LOSS_KEYS = ("D/loss", "G/loss")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped because a loss became NaN or infinite; `.step` says when."""
-
-    def __init__(self, key: str, step: int, value: float) -> None:
-        self.key, self.step, self.value = key, step, value
-        super().__init__(
-            f"{key} became {value} at step {step}; training stopped. Everything recorded up "
-            "to here is kept (trainer.history) and no checkpoint was written after the last "
-            "finite flush. Common fixes: lower the learning rates, add a gradient penalty "
-            "(r1_gamma / gp_lambda) or spectral_norm, check the data for NaNs, or disable amp"
-        )
-
-
-def _check_trainable(role: str, model: nn.Module) -> None:
-    """A model the trainer cannot update is an error here, not torch's 'empty parameter
-    list' from the optimizer, nor a G that silently never learns."""
-    parameters = list(model.parameters())
-    if parameters and any(p.requires_grad for p in parameters):
-        return
-    what = type(model).__name__
-    if not parameters:
-        raise ValueError(
-            f"Trainer: expected {role} to have trainable parameters, got {what} with none; "
-            f"pass a model with learnable layers (e.g. nn.Sequential(nn.Linear(...), ...))"
-        )
-    raise ValueError(
-        f"Trainer: expected {role} to have trainable parameters, got {what} whose "
-        f"{len(parameters)} parameters all have requires_grad=False; call "
-        f"{role}.requires_grad_(True) before training"
-    )
-
-
-def _input_dtype(D: nn.Module) -> torch.dtype:
-    """The float type D computes in (its first floating parameter's): real batches are
-    converted to it, so float64 numpy data meets a float32 D."""
-    return next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.float32)
-
-
-class Trainer:
+class Trainer(LoopControl, CallbackHost):
     """Trains generator `G` against discriminator `D` on `data` (see `TrainConfig`).
 
     `G` maps noise (B, z_dim) to samples; `D` maps samples to logits of shape (B,) or
@@ -102,8 +62,8 @@ class Trainer:
             raise TypeError(f"Trainer: expected config to be a TrainConfig, got {type(config).__name__}")
         check_module("G", G)
         check_module("D", D)
-        _check_trainable("G", G)
-        _check_trainable("D", D)
+        check_trainable("G", G)
+        check_trainable("D", D)
         name = paths.check_run_name(name, what="Trainer: name")
         if config.checkpoint_dir is not None:  # checked here: a bad folder fails the first save, late
             paths.check_folder_path(config.checkpoint_dir, what="TrainConfig.checkpoint_dir")
@@ -140,9 +100,8 @@ class Trainer:
             config.seed + 1_000_003 * self.rank)
         self.data = batch_source(data, batch_size=config.batch_size, seed=config.seed + 1,
                                  device=self.device, shard=(self.rank, self.world_size),
-                                 dtype=_input_dtype(D))
+                                 dtype=input_dtype(D))
         self._evaluator = data if callable(getattr(data, "evaluate", None)) else None
-        self.callbacks: list[Callback] = list(callbacks or [])
         # The trainer records through the same hooks a user's own loop gets from attach().
         for model in (G, D):
             previous = attached_monitor(model)
@@ -150,6 +109,11 @@ class Trainer:
                 previous.remove()  # the trainer this replaces (a re-run notebook cell)
         self.monitor = Monitor(G, D, opt_g=self.opt_g, opt_d=self.opt_d, flush_every=config.log_every,
                                auto_flush=False, owner="trainer")
+        # One callback list, driven by both: the monitor hands each batch of records and
+        # each alert to it (on_records, on_alert), the trainer everything else.
+        self.monitor.host = self
+        self.monitor.callbacks = list(callbacks or [])
+        self._evaluated: tuple[int, dict[str, Any]] | None = None  # (step, metrics)
         # What the step calls: the models themselves, or their DDP wrappers (which average
         # gradients across ranks); sample(), evaluate() and checkpoints use G and D.
         self._G_step = distributed.wrap(G, self.device)
@@ -161,10 +125,7 @@ class Trainer:
         self.fit_steps = 0
         self.error: BaseException | None = None
         self._validated = False
-        self._lock = threading.Lock()
-        self._stop_requested = False
-        self._running = threading.Event()
-        self._running.set()  # set: not paused
+        LoopControl.__init__(self)
 
     # ---- the training step ---------------------------------------------------------
     def train_step(self) -> None:
@@ -194,7 +155,7 @@ class Trainer:
         for real in reals:
             with torch.no_grad(), self._autocast():
                 fake = self._generate(real.shape[0])  # no graph: D's step leaves G alone
-            self._check_fake(fake, real)
+            check_fake(fake, real)
             real_in, fake_in = self._d_input(real), self._d_input(fake)
             if cfg.r1_gamma:
                 real_in.requires_grad_(True)
@@ -210,7 +171,7 @@ class Trainer:
                 with self.monitor.phase("ignore"):  # D on interpolates: neither real nor fake
                     loss_d = loss_d + stab.gradient_penalty(
                         self._D_step, real_in, fake_in, cfg.penalty_gp, generator=self.noise_generator,
-                        logits=lambda out: self._logits(out, out.shape[0]))
+                        logits=lambda out: as_logits(out, out.shape[0]))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -280,7 +241,7 @@ class Trainer:
 
     def _discriminate(self, x: Tensor) -> Tensor:
         if self._validated:
-            return self._logits(self._D_step(x), x.shape[0])
+            return as_logits(self._D_step(x), x.shape[0])
         try:
             out = self._D_step(x)
         except RuntimeError as error:
@@ -292,28 +253,7 @@ class Trainer:
             raise ValueError(
                 f"D failed on a batch of shape {tuple(x.shape)}: {error}.{packing}"
             ) from error
-        return self._logits(out, x.shape[0])
-
-    @staticmethod
-    def _logits(out: Tensor, batch: int) -> Tensor:
-        """D's output as float32 logits of shape (B,); anything else is a clear error."""
-        if out.dim() == 2 and out.shape == (batch, 1):
-            out = out[:, 0]
-        elif out.shape != (batch,):
-            raise ValueError(
-                f"D returned shape {tuple(out.shape)} for a batch of {batch}; expected "
-                f"logits of shape ({batch},) or ({batch}, 1): end D with a layer of one "
-                "output (e.g. nn.Linear(features, 1)) and flatten spatial maps"
-            )
-        return out.float()
-
-    @staticmethod
-    def _check_fake(fake: Tensor, real: Tensor) -> None:
-        if fake.shape[1:] != real.shape[1:]:
-            raise ValueError(
-                f"G produced samples of shape {tuple(fake.shape[1:])} but the data has "
-                f"{tuple(real.shape[1:])}; make G's output match one real sample"
-            )
+        return as_logits(out, x.shape[0])
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp:  # a CUDA graph cannot keep autocast's cast cache across replays
@@ -371,52 +311,13 @@ class Trainer:
         records = self.monitor.flush()
         if not records:
             return
-        for key in LOSS_KEYS:
-            steps, values = records.scalars[key]
-            bad = ~np.isfinite(values)
-            if bad.any():
-                first = int(np.argmax(bad))
-                raise NonFiniteLossError(key, int(steps[first]), float(values[first]))
+        check_finite_losses(records)
         for callback in self._active_callbacks():
             callback.on_flush(self, records)
         cfg = self.config
         if (cfg.checkpoint_every and cfg.checkpoint_dir and self.step % cfg.checkpoint_every == 0
                 and self.rank == 0):
             self.save(os.path.join(cfg.checkpoint_dir, f"{self.name}-last.pt"))
-
-    def _active_callbacks(self) -> list[Callback]:
-        """The callbacks this rank runs: all of them on rank 0, the others skip the
-        `rank_zero_only` ones (store, progress, diagnosis) so that one process writes."""
-        if self.rank == 0:
-            return self.callbacks
-        return [c for c in self.callbacks if not getattr(c, "rank_zero_only", False)]
-
-    # ---- control from another thread -----------------------------------------------
-    def stop(self) -> None:
-        """Ask fit() to return after the current step (thread-safe). Under torchrun all
-        ranks stop together at the next flush."""
-        self._stop_requested = True
-        self._running.set()
-
-    def pause(self) -> None:
-        """Hold fit() before the next step until resume() (thread-safe)."""
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    @property
-    def stop_requested(self) -> bool:
-        """True when the last fit() ended early because stop() was called."""
-        return self._stop_requested
-
-    @property
-    def running(self) -> bool:
-        return self._lock.locked()
 
     # ---- results -------------------------------------------------------------------
     @property
@@ -447,6 +348,16 @@ class Trainer:
         """True when the data scores samples itself (the toy mixtures)."""
         return self._evaluator is not None
 
+    def record_evaluation(self) -> dict[str, Any]:
+        """`evaluate()` at the current step, recorded as metric/<name> (history, run
+        store) once: later calls at the same step (a progress line and a store recorder
+        both ask) return the same values without evaluating again."""
+        if self._evaluated is None or self._evaluated[0] != self.step:
+            metrics = self.evaluate()
+            self.record({f"metric/{name}": value for name, value in metrics.items()}, step=self.step)
+            self._evaluated = (self.step, metrics)
+        return dict(self._evaluated[1])
+
     def evaluate(self, n: int = 2500, *, seed: int = 0) -> dict[str, float]:
         """The data's own metrics (toy mixtures: modes, hq, reverse_kl) on `n` fixed-noise samples."""
         if self._evaluator is None:
@@ -462,6 +373,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         checkpoint.restore_trainer_state(self, state)
+        self._evaluated = None  # other weights at the same step
         self._graphed = self._new_graph()  # a graph would replay into the replaced tensors
 
     def save(self, path: str | os.PathLike) -> None:

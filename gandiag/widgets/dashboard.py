@@ -6,12 +6,14 @@
     dash.wait()                            # joins; re-raises an exception from training
                                            # (the buttons wait while a cell runs: Interrupt stops)
 
-Why a background thread: on ipykernel 7.4 a button click is not delivered while a
-synchronous cell runs (JUPYTER.md), so the controls (pause, resume, stop, one step,
-learning-rate sliders) only work when training runs beside the kernel's main thread.
-The figure is refreshed by one refresher thread only (plotly #5691), at most every
-`refresh_every` seconds and only after a flush brought new records, as one
-`batch_update` with full, decimated float32 arrays (a reloaded page recovers).
+Why a background thread: ipykernel (7.4 measured) handles no widget message, so no
+button click, while a cell runs synchronously, so the controls (pause, resume, stop, one
+step, learning-rate sliders) only work when training runs beside the kernel's main
+thread. The figure is refreshed by one refresher thread only (plotly #5691: FigureWidget
+updates from several threads interleave), at most every `refresh_seconds` and only after
+a flush brought new records, as one `batch_update` with full, decimated float32 arrays
+(a reloaded page recovers). The dashboard is a `gandiag.core.Callback` of its trainer or
+monitor: `on_records` wakes the refresher, `on_step_end` applies the controls.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import html
 import threading
 import time
 import traceback
+import warnings
 from typing import Any
 
 import ipywidgets as widgets
@@ -40,17 +43,27 @@ MAX_REST = 5.0  # ... but at most 5 s, so a loaded machine still sees the run mo
 
 
 class _Controls(Callback):
-    """Applies the dashboard's requests between steps, in the training thread: learning
-    rates, one step, and a samples snapshot (G and D must not run beside a step)."""
+    """The dashboard's callback. Between steps, in the training thread, it applies the
+    dashboard's requests: learning rates, one step, and a samples snapshot (G and D must
+    not run beside a step); at each batch of records it wakes the refresher."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_records: threading.Event) -> None:
+        self.new_records = new_records
         self.lr: dict[str, float] = {}
         self.single_step = False
         self.want_snapshot = False
         self.snapshot: Snapshot | None = None
         self.snapshot_error: BaseException | None = None
 
+    def on_records(self, host: Any, records: Any) -> None:
+        self.new_records.set()  # the training thread only flags; the refresher draws
+
+    def records_metrics(self, host: Any) -> bool:
+        return False
+
     def on_step_end(self, trainer: Any) -> None:
+        if not hasattr(trainer, "opt_d"):  # a user loop: its optimizers are not ours to set
+            return
         if self.want_snapshot:
             self.want_snapshot = False
             try:
@@ -70,29 +83,31 @@ class _Controls(Callback):
 class Dashboard:
     """Live panels and controls for a `Trainer` (or a `Monitor` of a user loop)."""
 
-    def __init__(self, source: Any, *, refresh_every: float = 0.5, max_points: int = 2000,
-                 title: str | None = None, samples_every: float | None = 2.0,
-                 smoothing: float = DEFAULT_SMOOTHING) -> None:
+    def __init__(self, source: Any, *, refresh_seconds: float = 0.5, max_points: int = 2000,
+                 title: str | None = None, samples_seconds: float | None = 2.0,
+                 smoothing: float = DEFAULT_SMOOTHING, **deprecated: Any) -> None:
+        refresh_seconds, samples_seconds = _renamed(deprecated, refresh_seconds, samples_seconds)
         if hasattr(source, "monitor") and hasattr(source, "fit"):
             self.trainer, self.monitor = source, source.monitor
-        elif hasattr(source, "history") and hasattr(source, "consumers"):
+        elif hasattr(source, "history") and hasattr(source, "add_callback"):
             self.trainer, self.monitor = None, source
         else:
             raise TypeError(f"Dashboard: expected a gandiag.Trainer or a Monitor (gandiag.attach), "
                             f"got {type(source).__name__}; for a stored run use "
                             "gandiag.Dashboard.from_run(name)")
-        if not refresh_every > 0:
-            raise ValueError(f"Dashboard: expected refresh_every > 0 seconds, got {refresh_every!r}")
-        if samples_every is not None and not samples_every > 0:
-            raise ValueError(f"Dashboard: expected samples_every > 0 seconds (or None: no samples "
-                             f"panel), got {samples_every!r}")
-        self.refresh_every, self.max_points, self.title = refresh_every, max_points, title
+        if not refresh_seconds > 0:
+            raise ValueError(f"Dashboard: expected refresh_seconds > 0, got {refresh_seconds!r}")
+        if samples_seconds is not None and not samples_seconds > 0:
+            raise ValueError(f"Dashboard: expected samples_seconds > 0 (or None: no samples "
+                             f"panel), got {samples_seconds!r}")
+        self.refresh_seconds, self.max_points, self.title = refresh_seconds, max_points, title
         self.smoothing = check_weight(smoothing, "Dashboard")
-        self._controls = _Controls()
+        self._new_records = threading.Event()
+        self._controls = _Controls(self._new_records)
         # The samples panel needs G and D between steps, which only a trainer offers.
-        self.samples_every = samples_every if self.trainer is not None else None
+        self.samples_seconds = samples_seconds if self.trainer is not None else None
         self._last_snapshot_request = time.monotonic()
-        if self.samples_every is not None and not self.trainer.running:
+        if self.samples_seconds is not None and not self.trainer.running:
             self._controls.snapshot = _quietly(take_snapshot, self.trainer)
         self._expects_metrics = _expects_metrics(self.trainer)
         self.figure = go.FigureWidget(self._build())
@@ -102,12 +117,14 @@ class Dashboard:
         self._failure: str | None = None  # "training failed: ..." kept at the front of the status
         self._status_lock = threading.Lock()  # the refresher and the training thread both write it
         self._thread: threading.Thread | None = None
-        self._new_records = threading.Event()
         self._closed = threading.Event()
         # Ends the refresher's rest early: training ended (nothing to leave the GIL to, and
         # the last steps should show at once), the smoothing moved, or the dashboard closed.
         self._wake = threading.Event()
-        self.monitor.consumers.append(self._on_records)
+        if self.trainer is not None:
+            self.trainer.callbacks.append(self._controls)
+        else:
+            self.monitor.add_callback(self._controls)
         self.controls = self._make_controls()
         self.widget = widgets.VBox([self.controls, self.status, self.figure])
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="gandiag-dashboard")
@@ -160,7 +177,7 @@ class Dashboard:
                             "your loop as usual, the panels refresh at each flush")
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("Dashboard.train: training is already running; wait() or stop() first")
-        if self._controls not in self.trainer.callbacks:
+        if self._controls not in self.trainer.callbacks:  # closed, then trained again
             self.trainer.callbacks.append(self._controls)
         self.error, self._interrupted, self._failure = None, False, None
         self._thread = threading.Thread(target=self._train, args=(steps,), daemon=True,
@@ -170,7 +187,7 @@ class Dashboard:
     def _train(self, steps: int | None) -> None:
         try:
             self.trainer.fit(steps)
-            if self.samples_every is not None:  # the samples panel ends where training did
+            if self.samples_seconds is not None:  # the samples panel ends where training did
                 self._controls.snapshot = _quietly(take_snapshot, self.trainer)
         except BaseException as error:  # shown in the widget, re-raised by wait()
             self.error = error
@@ -236,16 +253,14 @@ class Dashboard:
         self._wake.set()
 
     # ---- refreshing ---------------------------------------------------------------
-    def _on_records(self, records: Any) -> None:
-        self._new_records.set()  # the training thread only flags; the refresher draws
-
     def _refresh_loop(self) -> None:
         while not self._closed.is_set():
-            if self.samples_every is not None and time.monotonic() - self._last_snapshot_request > self.samples_every:
+            if (self.samples_seconds is not None
+                    and time.monotonic() - self._last_snapshot_request > self.samples_seconds):
                 self._controls.want_snapshot = True  # taken at the next step end
                 self._last_snapshot_request = time.monotonic()
-            pause = self.refresh_every
-            if self._new_records.wait(timeout=self.refresh_every):
+            pause = self.refresh_seconds
+            if self._new_records.wait(timeout=self.refresh_seconds):
                 self._new_records.clear()
                 started = time.perf_counter()
                 try:
@@ -259,16 +274,12 @@ class Dashboard:
             self._wake.clear()
 
     def _alerts(self) -> list:
-        diagnosis = getattr(self.monitor, "diagnosis", None)
-        if diagnosis is None and self.trainer is not None:
-            diagnosis = next((getattr(c, "diagnosis", None) for c in self.trainer.callbacks
-                              if getattr(c, "diagnosis", None) is not None), None)
-        return list(diagnosis.alerts) if diagnosis is not None else []
+        return list(self.monitor.alerts)  # every alert announced on the host (see Callback)
 
     def _build(self) -> go.Figure:
         return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
                             title=self.title, samples=self._controls.snapshot,
-                            samples_panel=self.samples_every is not None,
+                            samples_panel=self.samples_seconds is not None,
                             metric_panels=self._expects_metrics, smoothing=self.smoothing)
 
     def refresh(self) -> None:
@@ -281,7 +292,7 @@ class Dashboard:
                                     if alerts else " · no alerts"))
         if self._controls.snapshot_error is not None:
             status += " · samples panel off: " + html.escape(repr(self._controls.snapshot_error))
-            self.samples_every = None
+            self.samples_seconds = None
         with self._status_lock:  # written whole, with what the training thread said last
             if self._failure is not None:
                 status = f"{self._failure} · {status}"
@@ -294,24 +305,44 @@ class Dashboard:
         self._closed.set()
         self._wake.set()
         self._new_records.set()
-        if self._on_records in self.monitor.consumers:
-            self.monitor.consumers.remove(self._on_records)
+        if self.trainer is not None:
+            if self._controls in self.trainer.callbacks:
+                self.trainer.callbacks.remove(self._controls)
+        else:
+            self.monitor.remove_callback(self._controls)
         if self._refresher is not threading.current_thread():
             self._refresher.join(timeout=10)
 
 
 def _expects_metrics(trainer: Any) -> bool | None:
     """Will `metric/*` series come? For a trainer, decided once so the panels keep their
-    places: a metric schedule or a store recorder that evaluates self-scoring data says
-    yes. For a user loop, None: the panels appear with the first metric it records."""
+    places: yes when a callback says it records metrics (a metric schedule, a store
+    recorder or progress line evaluating self-scoring data). For a user loop, None: the
+    panels appear with the first metric it records."""
     if trainer is None:
         return None
     for callback in trainer.callbacks:
-        name = type(callback).__name__
-        if name == "MetricSchedule" or (name == "StoreRecorder" and getattr(callback, "evaluate", False)
-                                         and trainer.can_evaluate):
+        records_metrics = getattr(callback, "records_metrics", None)
+        if callable(records_metrics) and records_metrics(trainer):
             return True
     return any(key.startswith("metric/") for key in trainer.history)
+
+
+def _renamed(deprecated: dict[str, Any], refresh_seconds: float,
+             samples_seconds: float | None) -> tuple[float, float | None]:
+    """The old spellings `refresh_every` / `samples_every` (seconds here, while `*_every`
+    counts steps everywhere else), still accepted with a DeprecationWarning."""
+    renames = {"refresh_every": "refresh_seconds", "samples_every": "samples_seconds"}
+    unknown = set(deprecated) - set(renames)
+    if unknown:
+        raise TypeError(f"Dashboard: unexpected arguments {sorted(unknown)}; the options are "
+                        "refresh_seconds, max_points, title, samples_seconds, smoothing")
+    for old, new in renames.items():
+        if old in deprecated:
+            warnings.warn(f"Dashboard({old}=...) is deprecated; pass {new}=... (seconds)",
+                          DeprecationWarning, stacklevel=3)
+    return (deprecated.get("refresh_every", refresh_seconds),
+            deprecated.get("samples_every", samples_seconds))
 
 
 def _quietly(function: Any, *args: Any) -> Any:

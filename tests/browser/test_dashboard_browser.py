@@ -25,7 +25,7 @@ torch.set_num_threads(1)  # two shared cores: leave room for the server and the 
 torch.manual_seed(0)
 G, D = models.small_toy()
 trainer = gandiag.Trainer(G, D, data.ring(), gandiag.TrainConfig(steps={STEPS}, log_every=10))
-dash = gandiag.Dashboard(trainer, refresh_every=0.3)
+dash = gandiag.Dashboard(trainer, refresh_seconds=0.3)
 display(dash)
 dash.train({STEPS})"""
 # On ipykernel 7.4 the kernel handles no message from the page (a click included) while a

@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from gandiag.core import Callback, Records
+
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or not dist.is_available(), reason="needs torch.distributed with gloo")
 
@@ -23,6 +25,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Delivered(Callback):
+    """Notes the keys of each batch of records the monitor hands its callbacks."""
+
+    def __init__(self, into: list) -> None:
+        self.into = into
+
+    def on_records(self, host: object, records: Records) -> None:
+        self.into.append(sorted(records.scalars))
 
 
 def _worker(rank: int, world: int, port: int, folder: str) -> None:
@@ -41,7 +53,7 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
         delivered = []
         with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2,
                             store=os.path.join(folder, "store.sqlite"), run="ddp") as monitor:
-            monitor.consumers.append(lambda records: delivered.append(sorted(records.scalars)))
+            monitor.add_callback(Delivered(delivered))
             for _ in range(STEPS):
                 real = torch.randn(BATCH, 2, generator=generator)
                 D.zero_grad()

@@ -27,7 +27,7 @@ def until(condition, timeout=30.0):
 
 def test_pause_resume_and_stop_a_background_run():
     t = trainer()
-    dash = Dashboard(t, refresh_every=0.05)
+    dash = Dashboard(t, refresh_seconds=0.05)
     dash.train()
     until(lambda: t.step > 50)
     dash.pause_button.value = True          # the toggle, as a click sets it
@@ -46,7 +46,7 @@ def test_pause_resume_and_stop_a_background_run():
 
 def test_one_step_and_learning_rate_sliders_take_effect_at_the_next_step():
     t = trainer()
-    dash = Dashboard(t, refresh_every=0.05)
+    dash = Dashboard(t, refresh_seconds=0.05)
     dash.pause()
     dash.train()
     time.sleep(0.2)
@@ -70,7 +70,7 @@ class Boom(gandiag.Callback):
 def test_an_exception_in_training_is_shown_and_reraised_by_wait():
     t = trainer(steps=200)
     t.callbacks.append(Boom())
-    dash = Dashboard(t, refresh_every=0.05)
+    dash = Dashboard(t, refresh_seconds=0.05)
     dash.train()
     with pytest.raises(RuntimeError, match="boom"):
         dash.wait(timeout=30)
@@ -81,7 +81,7 @@ def test_an_exception_in_training_is_shown_and_reraised_by_wait():
 
 def test_panels_refresh_with_bounded_float32_traces():
     t = trainer(steps=400)
-    dash = Dashboard(t, refresh_every=0.05)
+    dash = Dashboard(t, refresh_seconds=0.05)
     dash.train()
     dash.wait(timeout=60)
     dash.refresh()
@@ -97,7 +97,7 @@ def test_panels_refresh_with_bounded_float32_traces():
 
 def test_the_samples_panel_follows_training_from_the_training_thread():
     t = trainer(steps=100_000)
-    dash = Dashboard(t, refresh_every=0.05, samples_every=0.1)
+    dash = Dashboard(t, refresh_seconds=0.05, samples_seconds=0.1)
 
     def samples_step():
         title = next(a.text for a in dash.figure.layout.annotations if a.text.startswith("samples"))
@@ -110,16 +110,16 @@ def test_the_samples_panel_follows_training_from_the_training_thread():
     dash.stop()
     dash.wait(timeout=30)
     dash.close()
-    plain = Dashboard(t, samples_every=None)
+    plain = Dashboard(t, samples_seconds=None)
     assert not any(a.text.startswith("samples") for a in plain.figure.layout.annotations)
     plain.close()
-    with pytest.raises(ValueError, match="samples_every > 0"):
-        Dashboard(t, samples_every=0)
+    with pytest.raises(ValueError, match="samples_seconds > 0"):
+        Dashboard(t, samples_seconds=0)
 
 
 def test_interrupting_wait_stops_training_cleanly():
     t = trainer()
-    dash = Dashboard(t, refresh_every=0.05)
+    dash = Dashboard(t, refresh_seconds=0.05)
     dash.train()
     until(lambda: t.step > 20)
     # Kernel -> Interrupt raises KeyboardInterrupt in the main thread, inside wait()'s join.
@@ -154,7 +154,7 @@ def test_a_user_loop_monitor_and_bad_input():
 
 def test_the_smoothing_slider_sits_with_the_controls_and_redraws_from_the_refresher():
     t = trainer(steps=60)
-    dash = Dashboard(t, refresh_every=0.05, samples_every=None)
+    dash = Dashboard(t, refresh_seconds=0.05, samples_seconds=None)
     assert dash.smoothing_slider.value == 0.6 and dash.smoothing_slider in dash.controls.children
     dash.train()
     dash.wait(timeout=60)

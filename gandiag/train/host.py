@@ -1,0 +1,47 @@
+"""The Trainer as a callback host (the protocol in `gandiag.core.callback`): its callbacks
+are one list with its monitor's, which hands them each batch of records and each alert;
+the trainer drives the other hooks."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from gandiag.core.alert import Alert
+from gandiag.core.callback import Callback
+from gandiag.core.records import Records
+
+
+class CallbackHost:
+    """What a Trainer offers its callbacks besides its models (needs `monitor`, `rank`)."""
+
+    monitor: Any
+    rank: int
+
+    def _active_callbacks(self) -> list[Callback]:
+        """The callbacks this rank runs: all of them on rank 0, the others skip the
+        `rank_zero_only` ones (store, progress, diagnosis) so that one process writes."""
+        if self.rank == 0:
+            return list(self.callbacks)
+        return [c for c in self.callbacks if not getattr(c, "rank_zero_only", False)]
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        """The callbacks this trainer (and its monitor) drive; append to add one."""
+        return self.monitor.callbacks
+
+    @callbacks.setter
+    def callbacks(self, callbacks: Iterable[Callback]) -> None:
+        self.monitor.callbacks = list(callbacks)
+
+    def record(self, values: dict[str, float], *, step: int | None = None) -> Records:
+        """Record host-measured values (e.g. metric/<name>) at `step` (default: now)."""
+        return self.monitor.record(values, step=step)
+
+    def alert(self, alert: Alert) -> None:
+        """Announce a detector's alert to every callback (`on_alert`); kept in `alerts`."""
+        self.monitor.alert(alert)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Every alert announced so far (by a DiagnosisCallback)."""
+        return self.monitor.alerts
