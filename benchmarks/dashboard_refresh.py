@@ -3,7 +3,7 @@
 1. Refresh cost against run length. A real `Monitor` (on two tiny modules whose hooks
    never fire) receives a synthetic run flush by flush, 50 steps a flush, up to `--steps`:
    each flush goes the way `Monitor.flush` ends, `monitor.history.append(records)` and then
-   `monitor._deliver(records)` to the consumers, which are the live diagnosis
+   `monitor._deliver(records)` to the callbacks, which are the live diagnosis
    (`gandiag.detect.watch`, as `attach(diagnose=True)` wires it) and a `Dashboard`. What is
    bypassed: the hooks, the device buffer and its decoding into `Records`, and histograms
    (the figure draws none). The keys are those of a run with `--layers` layers per model;
@@ -19,7 +19,7 @@
    history with 0, 10, 20, 40 synthetic alerts (`--sweep`).
 2. The training thread: the time each consumer takes per flush (the dashboard's only sets
    an event), and a toy GAN's `Trainer.fit` (`models.small_toy()` on `data.ring()`, one
-   torch thread, 3 000 steps) plain, under `Dashboard(trainer, refresh_every=0.5).train()`,
+   torch thread, 3 000 steps) plain, under `Dashboard(trainer, refresh_seconds=0.5).train()`,
    and plain beside a dashboard on part 1's long run that its flushes wake every 0.5 s,
    without and with that run's alerts (the refresher shares the GIL with training).
 3. Replay: the same records written by `RunWriter` (one commit per flush, as a live run
@@ -115,15 +115,15 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - began, result
 
 
-class Timed:
-    """A consumer wrapper that keeps the seconds each call took."""
+class Timed(gandiag.Callback):
+    """A callback wrapper that keeps the seconds each `on_records` took."""
 
-    def __init__(self, consumer: Callable[[Records], None]) -> None:
-        self.consumer, self.seconds = consumer, []
+    def __init__(self, callback: gandiag.Callback) -> None:
+        self.callback, self.seconds = callback, []
 
-    def __call__(self, records: Records) -> None:
+    def on_records(self, host: Any, records: Records) -> None:
         began = time.perf_counter()
-        self.consumer(records)
+        self.callback.on_records(host, records)
         self.seconds.append(time.perf_counter() - began)
 
 
@@ -162,7 +162,7 @@ def long_run_monitor() -> tuple[gandiag.Monitor, Any, Dashboard]:
     whose refresher thread is stopped (refresh() is called here)."""
     monitor = gandiag.attach(nn.Linear(4, 2), nn.Linear(2, 1), leak_check_steps=0)
     monitor.diagnosis = watch(monitor, warn=False)
-    dash = Dashboard(monitor, refresh_every=0.5)
+    dash = Dashboard(monitor, refresh_seconds=0.5)
     dash._closed.set()
     dash._new_records.set()
     dash._refresher.join()
@@ -200,11 +200,11 @@ def checkpoint(monitor: gandiag.Monitor, dash: Dashboard, source: Iterator[Recor
 def refreshes(monitor: gandiag.Monitor, dash: Dashboard, source: Iterator[Records], repeats: int,
               budget: float, *, alerts: bool) -> tuple[float, tuple[int, int]]:
     """Median seconds of dash.refresh() after a fresh flush, and the bytes the last one
-    sent; without `alerts` the dashboard finds no diagnosis (it reads monitor.diagnosis).
+    sent; without `alerts` the dashboard finds none (it reads monitor.alerts).
     A first, untimed refresh settles the set of traces (the alerts marker comes or goes)."""
-    diagnosis, sent, times = monitor.diagnosis, count_messages(dash.figure), []
+    announced, sent, times = monitor.alerts, count_messages(dash.figure), []
     if not alerts:
-        monitor.diagnosis = None
+        monitor.alerts = []
     try:
         feed(monitor, next(source))
         dash.refresh()
@@ -216,7 +216,7 @@ def refreshes(monitor: gandiag.Monitor, dash: Dashboard, source: Iterator[Record
             if time.perf_counter() - began > budget:
                 break
     finally:
-        monitor.diagnosis = diagnosis
+        monitor.alerts = announced
     return statistics.median(times), message_bytes(sent)
 
 
@@ -224,7 +224,7 @@ def refresh_vs_length(args: argparse.Namespace, *,
                       timings: bool = True) -> tuple[gandiag.Monitor, list[dict], dict]:
     """Feed the long run; at each checkpoint (with `timings`) time the figure's costs."""
     monitor, diagnosis, dash = long_run_monitor()
-    consumers = monitor.consumers[:] = [Timed(c) for c in monitor.consumers]  # Watch, dashboard
+    timed_callbacks = monitor.callbacks[:] = [Timed(c) for c in monitor.callbacks]  # diagnosis, dashboard
     marks = [m for m in (1_000, 10_000, 100_000, 1_000_000, args.steps) if m <= args.steps and timings]
     source = flushes(args.steps + 50 * (3 * args.repeats + 2) * len(marks), args.layers, args.nan_every)
     rows, feeding = [], 0.0
@@ -236,8 +236,9 @@ def refresh_vs_length(args: argparse.Namespace, *,
             print_checkpoint(rows[-1], len(monitor.history))
         if not marks and monitor.step >= args.steps:
             break
-    per_flush = {"watch": consumers[0].seconds, "dashboard": consumers[1].seconds, "feed": feeding}
-    monitor.consumers[:] = [c.consumer for c in consumers]
+    per_flush = {"watch": timed_callbacks[0].seconds, "dashboard": timed_callbacks[1].seconds,
+                 "feed": feeding}
+    monitor.callbacks[:] = [c.callback for c in timed_callbacks]
     return monitor, rows, per_flush
 
 
@@ -280,18 +281,18 @@ def train_plain(steps: int, beside: Dashboard | None = None) -> tuple[float, lis
     if beside is not None:
         refresh = beside.refresh
         beside.refresh = lambda: refreshes.append(timed(refresh)[0])  # type: ignore[method-assign]
-        trainer.monitor.consumers.append(beside._on_records)
+        trainer.callbacks.append(beside._controls)  # its on_records wakes beside's refresher
     seconds = timed(trainer.fit)[0]
     if beside is not None:
-        trainer.monitor.consumers.remove(beside._on_records)
+        trainer.callbacks.remove(beside._controls)
         del beside.refresh
     return seconds, refreshes
 
 
 def train_dashboard(steps: int) -> tuple[float, list[float]]:
-    """Seconds for `steps` under Dashboard(trainer, refresh_every=0.5): train(), wait()."""
+    """Seconds for `steps` under Dashboard(trainer, refresh_seconds=0.5): train(), wait()."""
     trainer = toy_trainer(steps)
-    dash = Dashboard(trainer, refresh_every=0.5)
+    dash = Dashboard(trainer, refresh_seconds=0.5)
     refreshes: list[float] = []
     refresh = dash.refresh
     dash.refresh = lambda: refreshes.append(timed(refresh)[0])  # type: ignore[method-assign]
@@ -306,15 +307,15 @@ def train_dashboard(steps: int) -> tuple[float, list[float]]:
 def training_cost(monitor: gandiag.Monitor, steps: int, rounds: int) -> dict[str, list]:
     """Alternating rounds of: plain, under a Dashboard, plain beside part 1's dashboard
     without its alerts; and (first round only: it is slow) with them."""
-    beside = Dashboard(monitor, refresh_every=0.5)
-    diagnosis = monitor.diagnosis
+    beside = Dashboard(monitor, refresh_seconds=0.5)
+    announced = monitor.alerts
     results: dict[str, list] = {"plain": [], "dashboard": [], "beside_quiet": [], "beside": []}
     for i in range(rounds):
         results["plain"].append(train_plain(steps))
         results["dashboard"].append(train_dashboard(steps))
-        monitor.diagnosis = None  # the dashboard reads its alerts from here
+        monitor.alerts = []  # the dashboard reads its alerts from here
         results["beside_quiet"].append(train_plain(steps, beside))
-        monitor.diagnosis = diagnosis
+        monitor.alerts = announced
         if i == 0:
             results["beside"].append(train_plain(steps, beside))
     beside.close()
