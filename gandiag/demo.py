@@ -25,8 +25,8 @@ DEMO_RUNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("vanilla", {}), ("packed", {"pack": 2, "ema": 0.999}))
 #: The stored metrics the table prints, in its column order.
 TABLE_KEYS = ("fair_modes", "modes", "reverse_kl", "hq")
-#: The table's spread is the median of this many last stored D/spread_ratio values, the
-#: window the mode_collapse detector reads it over.
+#: The table's fake/real column is the median of this many last stored D/spread_ratio
+#: values, the window the mode_collapse detector reads it over.
 SPREAD_STEPS = 100
 
 
@@ -72,7 +72,7 @@ def run_demo(*, steps: int, out: str, device: str, seed: int, store: str) -> int
 
 def stored_final_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     """The run's last stored evaluation: {"step": s, key: value for each TABLE_KEYS}, and
-    "spread": the median of the last SPREAD_STEPS stored D/spread_ratio values.
+    "spread_ratio": the median of the last SPREAD_STEPS stored D/spread_ratio values.
 
     Read back from the run store rather than evaluated again, so that the table can only
     print what the store holds (the progress line's evaluation at the run's last step).
@@ -86,11 +86,11 @@ def stored_final_metrics(summary: dict[str, Any]) -> dict[str, Any]:
             if not len(steps):
                 raise RuntimeError(
                     f"gandiag demo: expected the run store {summary['store']!r} to hold "
-                    f"metric/{key} for run {summary['name']!r}, found none; the progress line "
-                    "records it at every flush (ProgressPrinter(evaluate=True))")
+                    f"metric/{key} for run {summary['name']!r}, found none; the trainer records "
+                    "it at every flush (Trainer.record_evaluation)")
             final["step"], final[key] = int(steps[-1]), float(values[-1])
         spread = run.scalars("D/spread_ratio")[1][-SPREAD_STEPS:]
-        final["spread"] = float(np.nanmedian(spread)) if np.isfinite(spread).any() else math.nan
+        final["spread_ratio"] = float(np.nanmedian(spread)) if np.isfinite(spread).any() else math.nan
     for key in ("fair_modes", "modes"):  # counts: stored as floats, exact integers
         final[key] = int(final[key])
     return final
@@ -107,20 +107,20 @@ def format_table(runs: dict[str, dict[str, Any]], finals: dict[str, dict[str, An
         f"  covered     modes with at least one HQ sample (a stray sample is enough)",
         f"  eff. modes  {n_modes} exp(-reverse KL): how many evenly filled modes the HQ samples "
         f"are worth",
-        f"  spread      spread of G's batches over that of real batches, median of the last "
-        f"{SPREAD_STEPS} steps\n              (1: as diverse as the data; a collapsed G is far "
-        f"below, HQ or not)",
+        f"  fake/real   the spread of G's batches over that of real batches (D/spread_ratio), "
+        f"median of the\n              last {SPREAD_STEPS} steps (1: as diverse as the data; a "
+        f"collapsed G is far below, HQ or not)",
         f"A perfect generator: {n_modes}/{n_modes} fair share, {n_modes}/{n_modes} covered, "
-        f"{n_modes:.1f} eff. modes, HQ 98.9 %, reverse KL ~0.0015, spread ~1.",
+        f"{n_modes:.1f} eff. modes, HQ 98.9 %, reverse KL ~0.0015, fake/real ~1.",
         f"{'run':<9}{'step':>7}{'fair share':>12}{'covered':>9}{'eff. modes':>12}{'HQ %':>7}"
-        f"{'rev. KL':>9}{'spread':>8}{'time':>7}",
+        f"{'rev. KL':>9}{'fake/real':>10}{'time':>7}",
     ]
     for name, final in finals.items():
         effective = n_modes * math.exp(-final["reverse_kl"])  # exp(-inf) = 0: no HQ sample
         fair = f"{final['fair_modes']}/{n_modes}"
         covered = f"{final['modes']}/{n_modes}"
         lines.append(f"{name:<9}{final['step']:>7}{fair:>12}{covered:>9}{effective:>12.1f}"
-                     f"{100 * final['hq']:>7.1f}{final['reverse_kl']:>9.3f}{final['spread']:>8.2f}"
+                     f"{100 * final['hq']:>7.1f}{final['reverse_kl']:>9.3f}{final['spread_ratio']:>10.2f}"
                      f"{runs[name]['seconds']:>6.0f}s")
     return "\n".join(lines)
 
@@ -130,7 +130,7 @@ def verdict(finals: dict[str, dict[str, Any]], n_modes: int) -> str:
     vanilla, packed = finals["vanilla"], finals["packed"]
     if vanilla["fair_modes"] < packed["fair_modes"]:
         where = (f"({vanilla['modes']} still get some samples)" if vanilla["hq"] >= 0.2 else
-                 f"(its samples sit in one tight patch, spread {vanilla['spread']:.2f} of the "
+                 f"(its samples sit in one tight patch, spread {vanilla['spread_ratio']:.2f} of the "
                  f"data's, and only {100 * vanilla['hq']:.1f} % are close enough to a mode to count)")
         return (f"The vanilla GAN collapsed: at step {vanilla['step']} the modes holding their fair "
                 f"share are {vanilla['fair_modes']} of {n_modes}\n{where};\nwith packing and EMA, "

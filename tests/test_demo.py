@@ -41,7 +41,7 @@ def test_the_table_leads_with_fair_share_and_prints_the_stored_final_evaluation(
     text, out, store = demo
     rows = table_rows(text)
     assert sorted(rows) == ["packed", "vanilla"]
-    for name, (step, fair, covered, effective, hq, reverse_kl, spread, _seconds) in rows.items():
+    for name, (step, fair, covered, effective, hq, reverse_kl, spread_ratio, _seconds) in rows.items():
         with open_run(name, store) as run:
             stored = {key: run.scalars(f"metric/{key}") for key in
                       ("fair_modes", "modes", "hq", "reverse_kl")}
@@ -61,7 +61,7 @@ def test_the_table_leads_with_fair_share_and_prints_the_stored_final_evaluation(
             assert float(printed) == pytest.approx(scale * last[key], abs=tolerance), key
             assert last[key] == pytest.approx(float(summary["metrics"][key]), rel=1e-12), key  # "inf" stays inf
         assert spreads[0][-1] == STEPS  # the hooks record the spread at every step
-        assert float(spread) == pytest.approx(float(np.median(spreads[1][-100:])), abs=0.005)
+        assert float(spread_ratio) == pytest.approx(float(np.median(spreads[1][-100:])), abs=0.005)
         assert float(effective) == pytest.approx(8 * torch.exp(torch.tensor(-last["reverse_kl"])).item(),
                                                  abs=0.05)
         # The progress line's last evaluation, kept in the summary, is the stored one.

@@ -40,16 +40,22 @@ _STOP = "stop"
 
 
 class RunWriter:
-    """Writes one run (records, samples, alerts, status) to the store at `path`.
+    """Writes one run (records, samples, alerts, status) to the store file `store`
+    (`writer.path` is its absolute path).
 
-    `writer.write` is the consumer to hand to whatever produces `Records` batches; it also
-    takes a plain `{key: (steps, values)}` dict, as `Callback.on_flush` receives it.
+    `writer.write` takes each `Records` batch (what `StoreRecorder.on_records` hands it),
+    or a plain `{key: (steps, values)}` dict.
     Use as a context manager: leaving by an exception marks the run "failed".
     `heartbeat_every` (seconds) is how often an idle writer tells readers it is alive.
     """
 
-    def __init__(self, path: str = DEFAULT_STORE, *, name: str,
-                 config: Any = None, heartbeat_every: float = HEARTBEAT_EVERY) -> None:
+    def __init__(self, store: str | os.PathLike = DEFAULT_STORE, *, name: str,
+                 config: Any = None, heartbeat_every: float = HEARTBEAT_EVERY,
+                 path: str | os.PathLike | None = None) -> None:
+        if path is not None:  # the store file is `store=` across the API
+            warnings.warn("RunWriter(path=...) is deprecated; pass the store file as store=...",
+                          DeprecationWarning, stacklevel=2)
+            store = path
         if not isinstance(name, str) or not name:
             raise ValueError(f"RunWriter: expected name to be a non-empty string, got {name!r}; "
                              "pass e.g. name='dcgan'")
@@ -58,7 +64,7 @@ class RunWriter:
             raise ValueError(f"RunWriter: expected heartbeat_every to be a positive number of "
                              f"seconds, got {heartbeat_every!r}; pass e.g. {HEARTBEAT_EVERY}")
         self.heartbeat_every = float(heartbeat_every)
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.abspath(os.fspath(store))  # the store file, absolute
         self.name = name
         self.run_id: int = -1
         self._config = to_json(as_dict(config, "config"), "config")
@@ -155,7 +161,7 @@ class RunWriter:
             warnings.warn(str(err), RuntimeWarning, stacklevel=2)
 
     def __repr__(self) -> str:
-        return f"RunWriter(path={self.path!r}, name={self.name!r}, run_id={self.run_id})"
+        return f"RunWriter(store={self.path!r}, name={self.name!r}, run_id={self.run_id})"
 
     def _put(self, kind: str, payload: Any, *, closing: bool = False) -> None:
         with self._lock:  # the check and the put are one step: nothing slips in after close
