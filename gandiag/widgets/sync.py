@@ -28,7 +28,9 @@ def sync_figure(widget: go.FigureWidget, new: go.Figure) -> None:
             if anchor:
                 for axis in (name, anchor.replace("x", "xaxis", 1)):
                     widget.layout[axis].range = new.layout[axis].range
-    if not same:  # add_traces is not batched (JUPYTER.md): a second message, only on change
+    # batch_update gathers property edits only: deleting the traces, add_traces and
+    # update_layout each send a message of their own, so this runs only when traces change.
+    if not same:
         widget.data = []
         widget.add_traces(list(new.data))
         widget.update_layout(new.layout)

@@ -29,8 +29,9 @@ dash = gandiag.Dashboard(trainer, refresh_seconds=0.3)
 display(dash)
 dash.train({STEPS})"""
 # On ipykernel 7.4 the kernel handles no message from the page (a click included) while a
-# cell runs (JUPYTER.md), so this cell must end before Stop is clicked: it stays busy until
-# the test, done reading the figure, creates RELEASE in the notebook's folder.
+# cell runs: it routes widget messages to the main shell, which is busy with the cell
+# (7.3 delivered them after about 1 s). So this cell must end before Stop is clicked: it
+# stays busy until the test, done reading the figure, creates RELEASE in the notebook's folder.
 RELEASE = "release-busy-cell"
 BUSY = f"""\
 import os, time
