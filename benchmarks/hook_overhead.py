@@ -8,7 +8,7 @@ on logits) runs on the same models in alternating blocks, plain and inside
 `with gandiag.attach(...)`, so that background load hits both alike; each side's step
 time is the median over its blocks. Attached blocks pay everything a long run pays per
 step: output statistics, gradient norms, weight norms every 10 steps, `monitor.log` and
-one flush per `flush_every` steps (blocks are a multiple of it). The gradient-leak check
+one flush per `log_every` steps (blocks are a multiple of it). The gradient-leak check
 runs only in a monitor's first 20 steps, so those run untimed before each attached block.
 Targets (issue): <= 1.10 on CPU, <= 1.03 for DCGAN-64 batch 128 on a GPU. A report, not
 a test: the exit status is 0 whatever the ratios.
@@ -96,7 +96,7 @@ class Loop:
 
     def attach(self) -> gandiag.Monitor:
         return gandiag.attach(self.G, self.D, opt_g=self.opt_g, opt_d=self.opt_d,
-                              flush_every=FLUSH_EVERY, leak_check_steps=LEAK_CHECK_STEPS)
+                              log_every=FLUSH_EVERY, leak_check_steps=LEAK_CHECK_STEPS)
 
 
 def sync(device: torch.device) -> None:

@@ -32,7 +32,7 @@ the device) runs in several variants, each on its own copy of the models (same s
 Variants run in alternating blocks (the order reverses every block, so background load
 and drift hit all alike); each variant's time is the median of its blocks, its ratio that
 median over plain eager's, its spread the range of its per-block ratios (noise). Blocks
-are a multiple of `flush_every` (50), so gandiag's times include its flushes; every
+are a multiple of `log_every` (50), so gandiag's times include its flushes; every
 variant first runs untimed warm-up steps, gandiag's also the 20 leak-check steps (a long
 run pays them once) and captured ones the capture itself. On CUDA the device is
 synchronised around blocks, never inside a step.
@@ -281,7 +281,7 @@ class GANStep:
 
     def attach(self) -> gandiag.Monitor:
         return gandiag.attach(self.G, self.D, opt_g=self.opt_g, opt_d=self.opt_d,
-                              flush_every=FLUSH_EVERY, leak_check_steps=LEAK_CHECK_STEPS)
+                              log_every=FLUSH_EVERY, leak_check_steps=LEAK_CHECK_STEPS)
 
 
 def make_logging(kind: str, G: nn.Module, D: nn.Module) -> NoLogging:

@@ -78,7 +78,7 @@ def tiny_pair():
 def test_a_user_loop_drives_every_hook_in_order():
     log = Log()
     G, D = tiny_pair()
-    with gandiag.attach(G, D, flush_every=5) as monitor:
+    with gandiag.attach(G, D, log_every=5) as monitor:
         monitor.add_callback(log)
         user_loop(monitor, 10)
     hooks = [hook for hook, _ in log.calls]
@@ -96,7 +96,7 @@ def test_a_user_loop_that_ends_by_an_error_says_so_to_its_callbacks(error, statu
     log = Log()
     G, D = tiny_pair()
     with pytest.raises(error):
-        with gandiag.attach(G, D, flush_every=5) as monitor:
+        with gandiag.attach(G, D, log_every=5) as monitor:
             monitor.add_callback(log)
             user_loop(monitor, 3)
             raise error()
@@ -174,7 +174,7 @@ def test_a_metric_schedule_runs_in_a_user_loop_with_its_own_sampler():
         return G(torch.randn(n, 3, generator=torch.Generator().manual_seed(seed)))
 
     schedule = MetricSchedule({"toy": ring.evaluate}, every=4, n_samples=200, sample=sample)
-    with gandiag.attach(G, D, flush_every=5) as monitor:
+    with gandiag.attach(G, D, log_every=5) as monitor:
         monitor.add_callback(schedule)
         user_loop(monitor, 10)
     steps, _ = monitor.history["metric/modes"]
@@ -197,7 +197,7 @@ def test_a_failing_callback_is_warned_about_and_the_loop_goes_on():
 
     G, D = tiny_pair()
     with pytest.warns(UserWarning, match="Broken failed on new records"):
-        with gandiag.attach(G, D, flush_every=5) as monitor:
+        with gandiag.attach(G, D, log_every=5) as monitor:
             monitor.add_callback(Broken())
             user_loop(monitor, 10)
     assert monitor.history["D/loss"][0].tolist() == list(range(1, 11))
@@ -206,7 +206,7 @@ def test_a_failing_callback_is_warned_about_and_the_loop_goes_on():
 def test_the_old_consumers_list_still_works_and_warns():
     G, D = tiny_pair()
     got = []
-    with gandiag.attach(G, D, flush_every=5) as monitor:
+    with gandiag.attach(G, D, log_every=5) as monitor:
         with pytest.warns(DeprecationWarning, match="add_callback"):
             monitor.consumers.append(lambda records: got.append(int(records.steps[-1])))
         user_loop(monitor, 10)
@@ -224,7 +224,7 @@ def test_a_store_recorder_in_a_user_loop_writes_records_alerts_and_status(tmp_pa
     G, D = tiny_pair()
     path = tmp_path / "s.sqlite"
     alert = Alert("oscillation", step=3, severity="warning", message="made up for the test")
-    with gandiag.attach(G, D, flush_every=5, store=path, run="mine", config={"lr": 2e-4}) as monitor:
+    with gandiag.attach(G, D, log_every=5, store=path, run="mine", config={"lr": 2e-4}) as monitor:
         user_loop(monitor, 10)
         monitor.alert(alert)
     with open_run("mine", path) as run:

@@ -55,6 +55,8 @@ class DeviceBuffer:
         self._position = torch.zeros(1, device=self.device, dtype=torch.long)
         self._rows_read = 0
         self._host: Tensor | None = None
+        # Chosen once: the monitor picks how rows are filled (gandiag.hooks.rows) from it.
+        self._numpy = self.device.type == "cpu" and CPU_FAST_PATH
         self._views()
 
     # ---- columns --------------------------------------------------------------------
@@ -84,7 +86,6 @@ class DeviceBuffer:
         # On the CPU, host and device are the same memory: numpy views of the same
         # tensors do each small update in ~1 us instead of torch's ~5 us dispatch
         # (measured), which is most of the hooks' cost on toy-sized models.
-        self._numpy = self.device.type == "cpu" and CPU_FAST_PATH
         if self._numpy:
             self._staging_np = self.staging.numpy()
             self._ring_np = self._ring.numpy()
@@ -95,6 +96,13 @@ class DeviceBuffer:
     def on_host(self) -> bool:
         """True on the CPU: host code may then fill committed rows itself (see add_to_rows)."""
         return self._numpy
+
+    @property
+    def addresses(self) -> tuple[int, int]:
+        """Where the staging row and the ring are in memory. They move when a new column
+        grows the buffer, and a CUDA graph captured before still writes the old memory:
+        `gandiag.capture_step` recaptures when these change."""
+        return self.staging.data_ptr(), self._ring.data_ptr()
 
     @property
     def next_position(self) -> int:

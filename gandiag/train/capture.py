@@ -56,9 +56,9 @@ class CapturedStep:
     def __call__(self) -> None:
         """Run one training step."""
         monitor = self.monitor
-        if monitor is not None and self._buffer_key != _buffer_key(monitor):
+        if monitor is not None and self._buffer_key != monitor.buffer.addresses:
             self.graphs.clear()  # the buffer grew (a new logged key): graphs write old memory
-            self._buffer_key = _buffer_key(monitor)
+            self._buffer_key = monitor.buffer.addresses
         key = monitor.weights_due if monitor is not None else False
         graph = self.graphs.get(key)
         if graph is None:
@@ -112,11 +112,6 @@ class CapturedStep:
             ) from error
         self.captures += 1
         return graph
-
-
-def _buffer_key(monitor: "Monitor") -> tuple[int, ...]:
-    buffer = monitor.buffer
-    return (buffer.staging.data_ptr(), buffer._ring.data_ptr())
 
 
 def capture_step(step: Callable[[], None], *, monitor: "Monitor | None" = None, warmup: int = 3,

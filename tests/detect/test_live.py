@@ -117,7 +117,7 @@ def test_attach_with_diagnose_in_a_user_loop_reports_a_corrupt_batch(tmp_path):
     G, D = models.small_toy()
     with pytest.warns(GANAlertWarning, match="nonfinite at step 30"):
         with gandiag.attach(G, D, store=tmp_path / "user.sqlite", run="mine", diagnose=True,
-                            flush_every=10) as monitor:
+                            log_every=10) as monitor:
             user_loop(G, D, 60, nan_at=30)
     alerts = monitor.diagnosis.alerts
     assert [a.kind for a in alerts] == ["nonfinite"] and alerts[0].evidence["first"] == "D(real)"
@@ -143,7 +143,7 @@ def test_a_missing_zero_grad_becomes_a_gradient_leak_alert():
     G, D = models.small_toy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the hooks' GradientLeakWarning and the alert's warning
-        with gandiag.attach(G, D, diagnose=True, flush_every=10) as monitor:
+        with gandiag.attach(G, D, diagnose=True, log_every=10) as monitor:
             user_loop(G, D, 30, zero_grad_d=False)
     leaks = [a for a in monitor.diagnosis.alerts if a.kind == "gradient_leak"]
     # D's .grad is never zeroed at all: 'stale' (a zero_grad in the wrong place is 'other').

@@ -76,3 +76,16 @@ def test_commits_replay_inside_a_captured_cuda_graph():
     steps, rows = buffer.read()
     assert steps.tolist() == [2, 3, 4, 5, 6]  # capture itself committed nothing
     assert rows[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_addresses_change_when_a_new_column_reallocates_the_buffer_only():
+    # capture_step recaptures its graphs when they change: a graph writes fixed memory.
+    buffer = DeviceBuffer("cpu", capacity=4)
+    x = buffer.columns(["x"])
+    before = buffer.addresses
+    buffer.add(x, 1.0)
+    buffer.commit()
+    buffer.read()
+    assert buffer.addresses == before
+    buffer.columns(["y"])
+    assert buffer.addresses != before

@@ -52,7 +52,7 @@ def test_a_user_loop_records_without_syncing(found):
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     options = {} if found else {"opt_g": opt_g, "opt_d": opt_d}
-    with gandiag.attach(G, D, flush_every=50, weight_every=5, **options) as monitor:
+    with gandiag.attach(G, D, log_every=50, weight_every=5, **options) as monitor:
         cuda_tutorial_steps(G, D, opt_g, opt_d, monitor, 3)  # warm-up: allocations, caches
         with no_sync_allowed():
             cuda_tutorial_steps(G, D, opt_g, opt_d, monitor, 40)  # leak check, weights: all in

@@ -51,7 +51,7 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
         generator = torch.Generator().manual_seed(100 + rank)  # different data per rank
         hand = {"real_sum": [], "real_n": [], "d_norm": [], "loss_d": []}
         delivered = []
-        with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2,
+        with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=2,
                             store=os.path.join(folder, "store.sqlite"), run="ddp") as monitor:
             monitor.add_callback(Delivered(delivered))
             for _ in range(STEPS):

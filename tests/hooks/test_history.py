@@ -62,7 +62,7 @@ def test_a_monitor_over_thousands_of_steps_stays_within_its_budget():
     G, D = nn.Linear(2, 2), nn.Linear(2, 1)
     opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=1e-3), torch.optim.SGD(D.parameters(), lr=1e-3)
     sizes = []
-    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, recent=200, overview=50, flush_every=25) as monitor:
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, recent=200, overview=50, log_every=25) as monitor:
         for step in range(1, 2001):
             fake = G(torch.randn(4, 2))
             opt_d.zero_grad()

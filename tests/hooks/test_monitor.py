@@ -4,6 +4,7 @@ recorded values equal hand computations in the same loop, D-step and G-step neve
 import copy
 import gc
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -85,11 +86,13 @@ def tutorial_loop(G, D, steps, monitor=None, hand=None, batch=16):
             hand.setdefault("loss_d", []).append(float(err_real.detach() + err_fake.detach()))
 
 
-def attached_tutorial(steps=12, flush_every=5, **options):
+def attached_tutorial(steps=12, log_every=5, **options):
     torch.manual_seed(0)
     G, D = tutorial_pair()
     hand: dict = {}
-    with gandiag.attach(G, D, flush_every=flush_every, **options) as monitor:
+    if log_every is not None:
+        options["log_every"] = log_every
+    with gandiag.attach(G, D, **options) as monitor:
         tutorial_loop(G, D, steps, monitor, hand)
     return monitor, hand, G, D
 
@@ -213,7 +216,7 @@ def test_a_missing_zero_grad_is_reported_once_with_the_fix():
     opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
     bce = nn.BCEWithLogitsLoss()
     with pytest.warns(GradientLeakWarning, match=r"left over from the G update.*opt_d.zero_grad\(\)"):
-        with gandiag.attach(G, D, flush_every=4) as monitor:
+        with gandiag.attach(G, D, log_every=4) as monitor:
             for _ in range(8):
                 opt_d.zero_grad()
                 opt_g.zero_grad()  # both zeroed at the top, then G first: D keeps G's gradients
@@ -368,7 +371,7 @@ def test_steps_beyond_the_buffer_are_reported_and_the_kept_ones_stay_right():
     G, D = nn.Linear(NZ, 4), nn.Linear(4, 1)
     opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.0)
     means = []
-    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=2, auto_flush=False) as monitor:
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=2, auto_flush=False) as monitor:
         for step in range(1, 8):  # capacity 4 rows, 7 steps before the first flush
             real = torch.full((3, 4), float(step))
             opt_d.zero_grad()
@@ -437,3 +440,30 @@ def test_a_deep_copy_of_attached_models_shares_the_monitor_and_is_not_recorded()
         D_copy(G_copy(noise))  # neither a G output nor a D call of the attached models
         assert monitor.calls.pending == {"real": [], "fake": []}
     assert G_copy is not G and monitor.removed
+
+
+def test_flush_every_is_the_old_name_of_log_every_and_still_works_with_a_warning():
+    # attach(flush_every=...) was the name before log_every (TrainConfig's name for the
+    # same cadence): it keeps working, the warning names the new spelling and points at
+    # the caller's line, not at gandiag's forwarding code.
+    with pytest.warns(DeprecationWarning, match=r"flush_every= is deprecated; use log_every=") as caught:
+        old, hand, _, _ = attached_tutorial(steps=7, log_every=None, flush_every=3)
+    assert [w.filename for w in caught if w.category is DeprecationWarning] == [__file__]
+    new, _, _, _ = attached_tutorial(steps=7, log_every=3)
+    assert old.log_every == new.log_every == 3 and old.buffer.capacity == new.buffer.capacity == 6
+    for key in new.history:
+        np.testing.assert_array_equal(old.history[key][0], new.history[key][0])
+        np.testing.assert_array_equal(old.history[key][1], new.history[key][1])
+    with pytest.warns(DeprecationWarning, match=r"read monitor.log_every"):
+        assert old.flush_every == 3
+    with pytest.warns(DeprecationWarning, match="flush_every= is deprecated"):
+        gandiag.hooks.Monitor(nn.Linear(2, 2), nn.Linear(2, 1), flush_every=2).remove()
+    with pytest.raises(TypeError, match="flush_every is the old name of log_every: pass log_every only"):
+        gandiag.attach(nn.Linear(2, 2), nn.Linear(2, 1), log_every=5, flush_every=2)
+
+
+def test_the_new_name_gives_no_deprecation_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        monitor, _, _, _ = attached_tutorial(steps=3, log_every=2)
+    assert monitor.log_every == 2

@@ -56,7 +56,7 @@ def test_bf16_logits_from_cpu_autocast_are_recorded():
     G, D = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
     opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=1e-3), torch.optim.SGD(D.parameters(), lr=1e-3)
     hand = []
-    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=5) as monitor:
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=5) as monitor:
         for _ in range(10):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 fake = G(torch.randn(8, 2))

@@ -49,7 +49,7 @@ def test_attach_with_a_store_records_a_user_loop(tmp_path):
     path = tmp_path / "runs" / "gandiag.sqlite"
     torch.manual_seed(0)
     G, D = tutorial_pair()
-    with gandiag.attach(G, D, store=path, run="tutorial", config={"lr": 2e-4}, flush_every=3) as monitor:
+    with gandiag.attach(G, D, store=path, run="tutorial", config={"lr": 2e-4}, log_every=3) as monitor:
         tutorial_loop(G, D, 7, monitor)
     run = open_run("tutorial", path)
     assert run.status == "finished" and run.config == {"lr": 2e-4}
@@ -62,7 +62,7 @@ def test_an_error_in_the_loop_marks_the_run_failed_and_keeps_its_records(tmp_pat
     path = tmp_path / "gandiag.sqlite"
     G, D = tutorial_pair()
     with pytest.raises(RuntimeError, match="user bug"):
-        with gandiag.attach(G, D, store=path, run="broken", flush_every=2) as monitor:
+        with gandiag.attach(G, D, store=path, run="broken", log_every=2) as monitor:
             tutorial_loop(G, D, 3, monitor)
             raise RuntimeError("user bug")
     run = open_run("broken", path)

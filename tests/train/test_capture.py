@@ -149,7 +149,7 @@ def test_replays_are_counted_as_steps_with_one_graph_per_kind_of_step(fake_cuda)
         opt_g.step()
         monitor.log(loss_d=loss_d.detach(), loss_g=loss_g.detach())
 
-    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=100, weight_every=10,
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=100, weight_every=10,
                         leak_check_steps=5) as monitor:
         captured = capture_step(step, monitor=monitor, warmup=3)
         for _ in range(30):
@@ -191,6 +191,43 @@ def test_a_new_logged_key_recaptures(fake_cuda):
         captured()
         assert captured.captures == 2
 
+
+
+def test_a_failed_capture_leaves_no_count_and_no_held_call_behind(fake_cuda):
+    # The hooks of a step being captured run, but the step does not happen: a capture that
+    # fails half-way (after D's update) must not count a step nor leave D's calls for the
+    # next row to pick up.
+    G, D = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 1))
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.1)
+    real, failing, real_means = torch.randn(8, 2), [False], []
+
+    def step():
+        opt_d.zero_grad(set_to_none=True)
+        out_real = D(real * (100.0 if failing[0] else 1.0))
+        real_means.append(float(out_real.detach().double().mean()))
+        loss_d = nn.functional.softplus(-out_real).mean() + nn.functional.softplus(D(G(real).detach())).mean()
+        loss_d.backward()
+        opt_d.step()
+        if failing[0]:
+            raise RuntimeError("a host sync")
+        opt_g.zero_grad(set_to_none=True)
+        nn.functional.softplus(-D(G(real))).mean().backward()
+        opt_g.step()
+
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, weight_every=0, leak_check_steps=0) as monitor:
+        captured = capture_step(step, monitor=monitor, warmup=1)
+        captured()  # eager (warm-up)
+        failing[0] = True
+        with pytest.raises(CaptureError, match="a host sync"):
+            captured()
+        assert monitor.step == 1 and captured.captures == 0
+        failing[0] = False
+        step()  # eager, as GraphedTrainStep runs a batch it cannot replay
+        monitor.commit_step()
+        records = monitor.flush()
+    steps, means = records.scalars["D/out_real/mean"]
+    assert steps.tolist() == [1, 2]
+    np.testing.assert_allclose(means, [real_means[0], real_means[2]], rtol=1e-6)
 
 # ---- CUDA: the real thing -----------------------------------------------------------
 @cuda
@@ -273,7 +310,7 @@ def test_capture_step_records_a_user_loop():
         last["out_real"] = out_real.detach().mean()  # captured: the graph's output, rewritten by each replay
 
     hand = []
-    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, flush_every=50) as monitor:
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=50) as monitor:
         captured = capture_step(step, monitor=monitor)
         for _ in range(60):
             captured()
