@@ -81,9 +81,11 @@ class UpdateMeasures:
 
     def of_model(self, role: str) -> Recorders:
         """The recorders of an update made without an optimizer: all of the model's parameters."""
-        layers = self.layers[role]
-        return self._recorders.setdefault(role, _recorders(
-            GradientRecorder(layers, layers.parameters, self.buffer.device, self.buffer.dtype)))
+        if role not in self._recorders:  # built once: a recorder allocates its device columns
+            layers = self.layers[role]
+            self._recorders[role] = _recorders(
+                GradientRecorder(layers, layers.parameters, self.buffer.device, self.buffer.dtype))
+        return self._recorders[role]
 
     # ---- measuring --------------------------------------------------------------------
     def before(self, role: str, recorders: Recorders, *, weights_due: bool, leak_check: bool) -> None:
