@@ -15,8 +15,11 @@ recorded by a gandiag from before heartbeats keep their stored status.
     >>> [(info.name, info.status, info.last_step) for info in list_runs(path)]
     [('ring', 'finished', 2)]
     >>> with open_run("ring", path) as run:
-    ...     run.scalars("G/loss")
-    (array([1, 2]), array([1.1, 0.9]))
+    ...     run["G/loss"], list(run), "D/loss" in run
+    ((array([1, 2]), array([1.1, 0.9])), ['G/loss'], False)
+
+A `Run` is a read-only Mapping key -> (steps, values), like the live `History`:
+`run[key]` is `run.scalars(key)`, so whatever reads a history reads a stored run too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -92,8 +96,18 @@ def open_run(name_or_id: str | int, path: str = DEFAULT_STORE, *,
     return Run(name_or_id, path, stale_after=stale_after)
 
 
-class Run:
-    """Read access to one stored run; a context manager. See `open_run`."""
+class Run(Mapping):
+    """Read access to one stored run; a context manager. See `open_run`.
+
+    A read-only Mapping of its scalar keys to (steps, values), as `History` is: `run[key]`
+    reads that key's series, iterating and `len` list the keys without reading any values.
+    Two Run objects are equal only when they are the same object (a Mapping's equality
+    would read every series of both).
+    """
+
+    # Identity, not Mapping's item by item comparison; hashable again (Mapping unsets it).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(self, name_or_id: str | int, path: str = DEFAULT_STORE, *,
                  stale_after: float = STALE_AFTER) -> None:
@@ -133,9 +147,29 @@ class Run:
         self.last_step = self.info.last_step
 
     @_reading
-    def keys(self) -> list[str]:
-        """The scalar keys recorded so far, sorted."""
+    def keys(self) -> list[str]:  # type: ignore[override]
+        """The scalar keys recorded so far, sorted: a list (not a KeysView), so it slices
+        and compares with a list as it did before a Run was a Mapping."""
         return self._keys("scalar_keys")
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.scalars(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    @_reading
+    def __len__(self) -> int:
+        (count,) = self._conn.execute("SELECT COUNT(*) FROM scalar_keys WHERE run_id = ?",
+                                      (self.id,)).fetchone()
+        return int(count)
+
+    @_reading
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        return self._conn.execute("SELECT 1 FROM scalar_keys WHERE run_id = ? AND key = ?",
+                                  (self.id, key)).fetchone() is not None
 
     @_reading
     def histogram_keys(self) -> list[str]:
@@ -210,7 +244,14 @@ class Run:
         if row is None:
             known = self._keys(f"{kind}_keys")
             close = difflib.get_close_matches(str(key), known, n=5, cutoff=0.5)
-            hint = f"close matches: {close}" if close else f"known keys: {known[:20]}"
+            listing = "run.keys()" if kind == "scalar" else "run.histogram_keys()"
+            if close:
+                hint = f"close matches: {close}; {listing} lists all {len(known)}"
+            elif known:
+                more = f" ... ({len(known)} in all: {listing})" if len(known) > 20 else ""
+                hint = f"known keys: {known[:20]}{more}"
+            else:
+                hint = f"it has no {kind} keys yet (nothing recorded so far)"
             raise KeyError(f"run {self.id} ({self.name!r}) has no {kind} key {key!r}; {hint}")
         return self._conn.execute(f"SELECT {columns} FROM {kind}_chunks WHERE key_id = ? "
                                   "ORDER BY rowid", (row[0],)).fetchall()

@@ -203,3 +203,41 @@ def test_an_old_store_without_heartbeats_opens_and_keeps_its_status(path):
     conn.close()
     assert [(r.name, r.status) for r in list_runs(path, stale_after=0.1)] == [
         ("old", "running"), ("new", "finished")]
+
+
+def test_a_run_is_a_mapping_of_its_scalar_keys(path):
+    from collections.abc import Mapping
+
+    with RunWriter(path, name="ring") as writer:
+        writer.write(scalars(G__loss=([2, 1], [0.2, 0.1]), D__loss=([1], [0.7])))
+        writer.write(Records(histograms={"D/out_real": Histograms([1], np.linspace(-1, 1, 3), [[1, 2]])}))
+    with open_run("ring", path) as run:
+        assert isinstance(run, Mapping)
+        assert len(run) == 2 and list(run) == ["D/loss", "G/loss"] == run.keys()
+        assert "G/loss" in run and "D/out_real" not in run and 3 not in run  # histograms are not scalars
+        for key in run:
+            np.testing.assert_array_equal(run[key][0], run.scalars(key)[0])
+            np.testing.assert_array_equal(run[key][1], run.scalars(key)[1])
+        assert run["G/loss"][1].tolist() == [0.1, 0.2] and run.get("G/los") is None
+        assert dict(run).keys() == {"D/loss", "G/loss"}
+        assert run.keys()[:1] == ["D/loss"]  # still a list: it slices
+        with pytest.raises(KeyError, match=r"no scalar key 'G/los'; close matches: \['G/loss', 'D/loss'\]; "
+                                           r"run.keys\(\) lists all 2"):
+            run["G/los"]
+
+
+def test_runs_compare_and_hash_by_identity_without_reading_series(path, monkeypatch):
+    with RunWriter(path, name="ring") as writer:
+        writer.write(scalars(x=([0], [1.0])))
+    with open_run("ring", path) as run, open_run("ring", path) as again:
+        monkeypatch.setattr(type(run), "scalars", lambda self, key: pytest.fail("read a series"))
+        assert run == run and run != again and len({run, again, run}) == 2
+        assert run != {"x": (np.array([0]), np.array([1.0]))}
+
+
+def test_a_missing_key_of_an_empty_run_says_nothing_is_recorded(path):
+    RunWriter(path, name="empty").close()
+    with open_run("empty", path) as run:
+        assert len(run) == 0 and list(run) == [] and "x" not in run
+        with pytest.raises(KeyError, match="has no scalar key 'x'; it has no scalar keys yet"):
+            run["x"]
