@@ -14,5 +14,7 @@ from gandiag.core.alert import KINDS, SEVERITIES, Alert
 from gandiag.core.callback import Callback
 from gandiag.core.history import History
 from gandiag.core.records import Histograms, Records
+from gandiag.core.series import loss_name, read_series, series_of
 
-__all__ = ["KINDS", "SEVERITIES", "Alert", "Callback", "Histograms", "History", "Records"]
+__all__ = ["KINDS", "SEVERITIES", "Alert", "Callback", "Histograms", "History", "Records",
+           "loss_name", "read_series", "series_of"]

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gandiag.core.alert import Alert
+from gandiag.core.series import series_mapping, series_of  # series_of: re-exported, still imported from here
 from gandiag.detect.base import Detector, View
 from gandiag.detect.collapse import ModeCollapse
 from gandiag.detect.divergence import Divergence
@@ -82,7 +83,7 @@ class Diagnosis:
     def update(self, records: Any) -> list[Alert]:
         """Feed new records (a `Records` batch or {key: (steps, values)}, steps increasing
         per key); returns the alerts they raised, oldest first."""
-        scalars = getattr(records, "scalars", records)
+        scalars = series_mapping(records, caller="Diagnosis.update")
         new: dict[str, int] = {}
         for key, (steps, values) in scalars.items():
             steps = np.asarray(steps, dtype=np.int64).reshape(-1)
@@ -136,11 +137,12 @@ def diagnose(source: Any, *, warmup: int = 500, thresholds: Mapping[str, Mapping
     """Every alert the detectors raise on a whole run, oldest first.
 
     `source`: a stored run (`gandiag.open_run(...)`), a `Trainer`, a `Monitor`, its
-    `history`, a `Records` batch or {key: (steps, values)}. The series are fed in chunks
-    of `chunk` steps, as a live run would (the result does not depend on `chunk`). `loss`
-    overrides the loss name found in the source's config.
+    `history`, a `Records` batch or {key: (steps, values)}, all read alike by
+    `gandiag.core.series_of`. The series are fed in chunks of `chunk` steps, as a live
+    run would (the result does not depend on `chunk`). `loss` overrides the loss name
+    found in the source's config.
     """
-    series, found_loss = series_of(source)
+    series, found_loss = series_of(source, caller="diagnose")
     loss = loss or found_loss
     diagnosis = Diagnosis(warmup=warmup, thresholds=thresholds, kinds=kinds, loss=loss)
     if not series:
@@ -164,34 +166,6 @@ def format_diagnosis(alerts: list[Alert], *, name: str = "this run") -> str:
     kinds = sorted({a.kind for a in alerts})
     lines = [f"Diagnosis of {name}: {len(alerts)} alert(s) ({', '.join(kinds)})"]
     return "\n".join(lines + [str(alert) for alert in alerts])
-
-
-def series_of(source: Any) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
-    """{key: (steps, values)} sorted by step, and the loss name when the source knows it."""
-    loss = None
-    config = getattr(source, "config", None)
-    if isinstance(config, Mapping):
-        loss = config.get("loss")
-    elif config is not None:
-        loss = getattr(config, "loss", None)
-    if hasattr(source, "history") and not isinstance(source, Mapping):
-        source = source.history  # a Trainer or a Monitor
-    if hasattr(source, "scalars") and callable(source.scalars) and hasattr(source, "keys"):
-        pairs = {key: source.scalars(key) for key in source.keys()}  # a stored Run
-    elif hasattr(source, "scalars") and isinstance(source.scalars, Mapping):
-        pairs = dict(source.scalars)  # a Records batch
-    elif hasattr(source, "__getitem__") and hasattr(source, "__iter__"):
-        pairs = {key: source[key] for key in source}  # a History or a Mapping
-    else:
-        raise TypeError(f"diagnose: expected a stored run, a Trainer, a Monitor, a history or "
-                        f"{{key: (steps, values)}}, got {type(source).__name__}; e.g. "
-                        "diagnose(gandiag.open_run('my-run'))")
-    out = {}
-    for key, (steps, values) in pairs.items():
-        steps, values = np.asarray(steps, np.int64).reshape(-1), np.asarray(values, np.float64).reshape(-1)
-        order = np.argsort(steps, kind="stable")
-        out[key] = (steps[order], values[order])
-    return out, loss
 
 
 def _known(kind: str, where: str) -> str:

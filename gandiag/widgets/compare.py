@@ -21,15 +21,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gandiag.core.alert import Alert
+from gandiag.core.series import read_series
 from gandiag.widgets.decimate import minmax
-from gandiag.widgets.figures import (
-    ROW_HEIGHT,
-    _hover,
-    _metrics,
-    add_lines,
-    drawable_series,
-    thin_out,
-)
+from gandiag.widgets.figures import ROW_HEIGHT, _hover, _metrics, add_lines, thin_out
 from gandiag.widgets.lines import Smoothing, noisy_line, text
 from gandiag.widgets.lines import label as short_label
 from gandiag.widgets.smoothing import check_weight
@@ -65,7 +59,7 @@ def compare_figure(runs: Mapping[str, Any], alerts: Mapping[str, Iterable[Alert]
                         subplot_titles=[panel_title for panel_title, _ in COMPARE_PANELS])
     for i, (label, source) in enumerate(runs.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        series = drawable_series(source)  # a stored run is read key by key
+        series = read_series(source, caller="compare_figure")  # a stored run is read key by key
         shown = False
         for row, (_, lines) in enumerate(COMPARE_PANELS, start=1):
             for key, dash, name, data in _expand(series, lines):

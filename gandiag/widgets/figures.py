@@ -14,7 +14,7 @@ is decimated to at most `max_points` float32 points (min-max, spikes kept).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gandiag.core.alert import Alert
-from gandiag.detect.diagnosis import series_of
+from gandiag.core.series import loss_name, read_series
 from gandiag.widgets.decimate import minmax, minmax_index
 from gandiag.widgets.lines import (
     RAW,
@@ -51,7 +51,7 @@ COLORS = {"D": "#1f77b4", "G": "#d62728", "real": "#2ca02c", "fake": "#ff7f0e", 
 SEVERITY_COLORS = {"info": "#7f7f7f", "warning": "#ff9f1c", "critical": "#d62728"}
 HEATMAP_COLUMNS = 400  # step bins of the gradient heatmaps
 ROW_HEIGHT = 220  # pixels per unit of a panel's relative height
-__all__ = ["RAW_OPACITY", "Smoothing", "build_figure", "drawable_series", "label", "noisy_line", "text"]
+__all__ = ["RAW_OPACITY", "Smoothing", "build_figure", "label", "noisy_line", "text"]
 
 def _axis_titles(loss: str | None) -> dict[str, str]:
     """y-axis titles in the loss family's units (D outputs are read in that scale)."""
@@ -69,8 +69,9 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
                  title: str | None = None, samples: Snapshot | None = None,
                  samples_panel: bool | None = None, metric_panels: bool | None = None,
                  smoothing: float = 0.0, smoothing_choices: Sequence[float] = ()) -> go.Figure:
-    """Every panel of a run: `source` is anything `gandiag.diagnose` takes (a stored run,
-    a trainer, a monitor, a history or {key: (steps, values)}); `alerts` are marked on the
+    """Every panel of a run: `source` is anything `gandiag.core.read_series` reads (a
+    stored run, a trainer, a monitor, a history or {key: (steps, values)}, alike: a
+    stored run is read one key at a time as the panels ask); `alerts` are marked on the
     time axes with their explanation on hover; `samples` (a `take_snapshot` or a stored
     PNG as `ImageSnapshot`) fills a samples panel, which `samples_panel=True` keeps even
     while empty (a live dashboard whose first snapshot is still to come). The coverage
@@ -79,7 +80,7 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     draws the losses, D outputs, r_t and accuracies smoothed (TensorBoard's EMA, 0.6 is
     its default) over their raw series, drawn faint; `smoothing_choices` precomputes other
     weights (see `Smoothing`)."""
-    series = drawable_series(source)
+    series = read_series(source, caller="build_figure")  # a key is read when a panel asks
     smooth = Smoothing(check_weight(smoothing, "build_figure"),
                        tuple(check_weight(w, "build_figure") for w in smoothing_choices))
     if metric_panels is None:
@@ -100,7 +101,7 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
         coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
         distance_panel(fig, series, row=row["distance"], max_points=max_points)
     time_rows = len(panels) - ("samples" in row)
-    for name, axis_title in _axis_titles(_loss_name(source)).items():
+    for name, axis_title in _axis_titles(loss_name(source)).items():
         if name in row:
             fig.update_yaxes(title_text=axis_title, title_font_size=11, automargin=True, row=row[name], col=1)
     alert_markers(fig, list(alerts or []), rows=time_rows)
@@ -115,40 +116,6 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
                       title=label(title, 120) if title else None,
                       margin={"l": 70, "r": 200, "t": 70, "b": 50}, template="plotly_white")
     return fig
-
-
-def _loss_name(source: Any) -> str | None:
-    """The loss the source was trained with, where its config says (a run, a trainer)."""
-    config = getattr(source, "config", None)
-    if isinstance(config, Mapping):
-        return config.get("loss")
-    return getattr(config, "loss", None) if config is not None else None
-
-
-class _StoredSeries(Mapping):
-    """A stored run's series, read one key at a time when a panel asks for it: drawing a
-    1M-step run then holds one key in memory at a time, not all of them."""
-
-    def __init__(self, run: Any) -> None:
-        self.run, self._keys = run, run.keys()
-
-    def __getitem__(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        if key not in self._keys:
-            raise KeyError(key)
-        return self.run.scalars(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def drawable_series(source: Any) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
-    """{key: (steps, values)} of anything `build_figure` takes; a stored run lazily."""
-    if callable(getattr(source, "scalars", None)) and callable(getattr(source, "keys", None)):
-        return _StoredSeries(source)
-    return series_of(source)[0]
 
 
 def legend_per_panel(fig: go.Figure, rows: int, *, below: tuple[str, ...] = ()) -> None:
@@ -236,14 +203,16 @@ def balance_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int 
     fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, -0.5, 0, 0.5, 1], row=row, col=1)
 
 
-def gradients_panel(fig: go.Figure, series: dict, role: str, *, row: int) -> None:
-    """A layer x step heatmap of log10 gradient norms (block means over step bins)."""
+def gradients_panel(fig: go.Figure, series: Mapping, role: str, *, row: int) -> None:
+    """A layer x step heatmap of log10 gradient norms (block means over step bins). Each
+    layer is read twice (its step range, then its bins), never all layers at once: a
+    stored run reads a key from disk whenever it is asked for."""
     prefix = f"{role}/grad_norm/"
     layers = [k for k in series if k.startswith(prefix) and not k.endswith("/total")]
     if not layers:
         return
-    first = min(int(series[k][0][0]) for k in layers if len(series[k][0]))
-    last = max(int(series[k][0][-1]) for k in layers if len(series[k][0]))
+    spans = [(int(s[0]), int(s[-1])) for s in (series[k][0] for k in layers) if len(s)]
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
     edges = np.linspace(first, last + 1, min(HEATMAP_COLUMNS, last - first + 1) + 1)
     rows = []
     for key in layers:
@@ -284,13 +253,13 @@ def _metric_kind(name: str, values: np.ndarray) -> str:
     return "count"
 
 
-def _metrics(series: dict, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+def _metrics(series: Mapping, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     names = sorted(k[len("metric/"):] for k in series if k.startswith("metric/"))
     found = [(name, _metric_kind(name, series[f"metric/{name}"][1])) for name in names]
     return [(name, kind) for name, kind in found if kind in kinds]
 
 
-def coverage_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
+def coverage_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000) -> None:
     """Counts (modes covered, classes) on the left axis, shares (HQ, PRDC) on the right;
     shares alone take the left axis (plotly misplaces a right axis over an empty left one)."""
     metrics = _metrics(series, ("count", "share"))
@@ -316,7 +285,7 @@ def coverage_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 
                          row=row, col=1, secondary_y=False)
 
 
-def distance_panel(fig: go.Figure, series: dict, *, row: int, max_points: int = 2000) -> None:
+def distance_panel(fig: go.Figure, series: Mapping, *, row: int, max_points: int = 2000) -> None:
     """Reverse KL, KL, FID, KID: how far G's distribution is from the data's."""
     for i, (name, _) in enumerate(_metrics(series, ("distance",))):
         x, y = minmax(*series[f"metric/{name}"], max_points=max_points)

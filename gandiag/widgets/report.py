@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from gandiag.core.alert import Alert
+from gandiag.core.series import read_series
 from gandiag.detect.diagnosis import diagnose
-from gandiag.widgets.figures import build_figure, drawable_series
+from gandiag.widgets.figures import build_figure
 from gandiag.widgets.report_tables import alerts_html, merge_alerts, summary_html
 from gandiag.widgets.samples import ImageSnapshot, stored_snapshots
 from gandiag.widgets.smoothing import DEFAULT_SMOOTHING, REPORT_WEIGHTS
@@ -105,7 +106,7 @@ def write_report(run: Any, path: str | os.PathLike, *, alerts: Iterable[Alert] |
              f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">",
              f"<title>{html.escape(name)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(name)}</h1>", _run_line(run),
-             "<h2>Final values</h2>", summary_html(drawable_series(run)),
+             "<h2>Final values</h2>", summary_html(read_series(run, caller="write_report")),
              "<h2>Diagnosis</h2>", alerts_html(shown, stored_known=stored is not None),
              "<h2>Panels</h2>", _slider_html(smoothing), plot, _gallery_html(snapshots),
              "<h2>Configuration</h2>", _config_html(config),

@@ -82,6 +82,19 @@ def test_bad_input_gets_clear_errors():
         diagnose(42)
     with pytest.raises(ValueError, match="'D/loss' has 3 steps but 2 values"):
         Diagnosis().update({"D/loss": ([1, 2, 3], [0.1, 0.2])})
+    with pytest.raises(ValueError, match="diagnose: 'D/loss' has 3 steps but 2 values"):
+        diagnose({"D/loss": ([1, 2, 3], [0.1, 0.2])})
+    with pytest.raises(TypeError, match="Diagnosis.update: expected .* Records batch"):
+        Diagnosis().update(42)
+
+
+def test_the_reader_is_the_ground_floors_and_still_importable_from_here():
+    from gandiag.core import series_of as core_series_of
+    from gandiag.detect.diagnosis import series_of
+
+    assert series_of is core_series_of
+    series, loss = series_of({"D/loss": ([2, 1], [0.2, 0.1])})
+    assert series["D/loss"][0].tolist() == [1, 2] and loss is None
 
 
 def test_steps_already_seen_are_not_counted_twice():

@@ -140,3 +140,19 @@ def test_long_names_are_shortened_in_the_middle_and_layers_stay_distinct_rows():
     layers = {f"D/grad_norm/{'encoder.' * 8}block.{i}.{'x' * 20}.conv": (steps, np.ones(100)) for i in (1, 2)}
     heatmap = next(t for t in build_figure(layers).data if t.type == "heatmap")
     assert len(set(heatmap.y)) == 2 and all(len(y) <= 36 for y in heatmap.y)
+
+
+def test_compared_runs_may_be_stored_runs_histories_or_dicts_alike(tmp_path):
+    from gandiag.core import History, Records
+    from gandiag.store import RunWriter, open_run
+    from gandiag.widgets.compare import compare_figure
+
+    series = healthy(n=2000) | {"metric/modes": (np.arange(500, 2001, 500), np.full(4, 8.0))}
+    history = History()
+    history.append(Records(scalars=series))
+    with RunWriter(tmp_path / "s.sqlite", name="stored") as writer:
+        writer.write(Records(scalars=series))
+    with open_run("stored", tmp_path / "s.sqlite") as run:
+        figures = [compare_figure({"a": a, "b": b}, smoothing=0.6).to_json()
+                   for a, b in ((run, history), (history, series), (series, run))]
+    assert figures[0] == figures[1] == figures[2]

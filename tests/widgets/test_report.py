@@ -149,3 +149,20 @@ def test_the_smoothing_slider_has_every_weight_precomputed(tmp_path):
             write_report(run, tmp_path / "bad.html", smoothing=0.42)
     assert "id='gandiag-smoothing'" in text and "value='3'" in text  # 0.6, the fourth stop
     assert text.count('"smoothed":[') >= 8  # losses, D outputs and bands, gap, r_t, accuracies
+
+
+def test_a_run_a_history_and_a_dict_report_the_same_values_and_panels(tmp_path):
+    from gandiag.core.history import History
+
+    series = healthy(n=3000)
+    history = History()
+    history.append(Records(scalars=series))
+    with RunWriter(tmp_path / "s.sqlite", name="same") as writer:
+        writer.write(Records(scalars=series))
+    pages = {}
+    with open_run("same", tmp_path / "s.sqlite") as run:
+        for name, source in (("run", run), ("history", history), ("dict", series)):
+            text = Path(write_report(source, tmp_path / f"{name}.html", alerts=[], title="same")).read_text()
+            pages[name] = text[text.index("<h2>Final values</h2>"):text.index("<h2>Configuration</h2>")]
+    assert pages["run"] == pages["history"] == pages["dict"]
+    assert "<td>D loss</td><td><code>D/loss</code></td><td class='num'>3,000</td>" in pages["dict"]
