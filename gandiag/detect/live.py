@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from gandiag.core.alert import Alert
 from gandiag.core.callback import Callback
 from gandiag.core.records import Records
+from gandiag.core.series import loss_name
 from gandiag.detect.diagnosis import DETECTORS, Diagnosis
 
 
@@ -63,7 +64,7 @@ class DiagnosisCallback(Callback):
 
     def on_fit_start(self, host: Any) -> None:
         if self.diagnosis is None:
-            self.diagnosis = Diagnosis(loss=self.loss or _loss_of(host), **self._options)
+            self.diagnosis = Diagnosis(loss=self.loss or loss_name(host), **self._options)
             if self._resumed is not None:
                 self.diagnosis.load_state_dict(self._resumed)
 
@@ -102,10 +103,3 @@ def watch(monitor: Any, *, warmup: int = 500, thresholds: Mapping[str, Mapping[s
     callback.on_fit_start(monitor.host)  # idempotent; a trainer's monitor starts nothing by itself
     return callback.diagnosis
 
-
-def _loss_of(host: Any) -> str | None:
-    """The loss name in a host's config: a TrainConfig's `.loss`, or attach's config dict."""
-    config = getattr(host, "config", None)
-    if isinstance(config, Mapping):
-        return config.get("loss")
-    return getattr(config, "loss", None)

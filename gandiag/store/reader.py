@@ -31,6 +31,7 @@ import math
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -68,6 +69,10 @@ def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
     RunStoreError that names the file and the fix."""
     @functools.wraps(method)
     def guarded(self: Run, *args: Any, **kwargs: Any) -> _T:
+        if getattr(self, "closed", False):  # else sqlite's "closed database" reads as damage
+            raise RunStoreError(f"run {self.id} of {self.path!r} was closed (its `with` block "
+                                "ended or close() was called); read it inside the block, or "
+                                "open it again with gandiag.open_run(...)")
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as err:
@@ -75,9 +80,10 @@ def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
     return guarded
 
 
-def list_runs(path: str = DEFAULT_STORE, *, stale_after: float = STALE_AFTER) -> list[RunInfo]:
-    """Every run in the store at `path`, oldest first; see the module doc for "stale"."""
-    path = os.fspath(path)
+def list_runs(store: str | os.PathLike = DEFAULT_STORE, *, stale_after: float = STALE_AFTER,
+              path: str | os.PathLike | None = None) -> list[RunInfo]:
+    """Every run in the store file `store`, oldest first; see the module doc for "stale"."""
+    path = os.fspath(_store_file(store, path, "list_runs"))
     _check_stale_after(stale_after, "list_runs")
     conn = connect_reader(path)
     try:
@@ -90,10 +96,20 @@ def list_runs(path: str = DEFAULT_STORE, *, stale_after: float = STALE_AFTER) ->
     return [_info(row, now, stale_after) for row in rows]
 
 
-def open_run(name_or_id: str | int, path: str = DEFAULT_STORE, *,
-             stale_after: float = STALE_AFTER) -> Run:
-    """Open one run for reading: by id (int), or by name (the newest run of that name)."""
-    return Run(name_or_id, path, stale_after=stale_after)
+def open_run(name_or_id: str | int, store: str | os.PathLike = DEFAULT_STORE, *,
+             stale_after: float = STALE_AFTER, path: str | os.PathLike | None = None) -> Run:
+    """Open one run of the store file `store` for reading: by id (int), or by name (the
+    newest run of that name)."""
+    return Run(name_or_id, _store_file(store, path, "open_run"), stale_after=stale_after)
+
+
+def _store_file(store: str | os.PathLike, path: str | os.PathLike | None, where: str) -> str | os.PathLike:
+    """The store file is `store=` across the API; `path=` is its old spelling here."""
+    if path is None:
+        return store
+    warnings.warn(f"{where}(path=...) is deprecated; pass the store file as store=... (or "
+                  "positionally)", DeprecationWarning, stacklevel=3)
+    return path
 
 
 class Run(Mapping):
@@ -109,9 +125,9 @@ class Run(Mapping):
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def __init__(self, name_or_id: str | int, path: str = DEFAULT_STORE, *,
+    def __init__(self, name_or_id: str | int, store: str | os.PathLike = DEFAULT_STORE, *,
                  stale_after: float = STALE_AFTER) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.abspath(os.fspath(store))  # the store file, absolute
         if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, int)):
             raise TypeError(f"open_run: expected a run name (str) or id (int), got "
                             f"{name_or_id!r}; see list_runs(path) for both")
@@ -221,6 +237,7 @@ class Run(Mapping):
     def close(self) -> None:
         """Close the read connection. Idempotent."""
         self._conn.close()
+        self.closed = True
 
     def __enter__(self) -> Run:
         return self

@@ -241,3 +241,16 @@ def test_a_missing_key_of_an_empty_run_says_nothing_is_recorded(path):
         assert len(run) == 0 and list(run) == [] and "x" not in run
         with pytest.raises(KeyError, match="has no scalar key 'x'; it has no scalar keys yet"):
             run["x"]
+
+
+def test_the_store_file_is_store_and_the_old_path_keyword_still_works(tmp_path):
+    path = tmp_path / "s.sqlite"
+    RunWriter(store=path, name="kw").close()
+    assert [info.name for info in list_runs(store=path)] == ["kw"]
+    with pytest.warns(DeprecationWarning, match="store="):
+        assert [info.name for info in list_runs(path=path)] == ["kw"]
+    with pytest.warns(DeprecationWarning, match="store="):
+        run = open_run("kw", path=path)
+    run.close()
+    with pytest.raises(RunStoreError, match="was closed .*open it again"):
+        run.scalars("D/loss")
