@@ -5,6 +5,8 @@
 - `Alert`: one diagnosis with its evidence, explanation and fixes.
 - `Callback`: the one extension protocol, driven by a `Trainer` and by an attached
   `Monitor` alike.
+- `series_of`, `read_series`, `loss_name`: one way to read recorded series from a
+  History, a stored Run, a dict or a Records batch, so every reader takes any of them.
 
 Nothing here imports another gandiag package, so importing `Alert` or `Records` loads
 neither the trainer nor the hooks (the README's Layout section has the whole order).

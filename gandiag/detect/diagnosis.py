@@ -40,9 +40,6 @@ DETECTORS: dict[str, type[Detector]] = {cls.kind: cls for cls in (
     ModeCollapse, DOverpowering, VanishingGradients, ExplodingGradients, NonFinite,
     Oscillation, Divergence, GradientLeak)}
 
-Series = Mapping[str, tuple[Any, Any]]
-
-
 class Diagnosis:
     """Runs every detector over records as they arrive; `alerts` holds all raised so far.
 
