@@ -1,8 +1,8 @@
-"""`Records`: what one flush brings to the host, the currency between hooks and consumers.
+"""`Records`: what one flush brings to the host, the currency between hooks and callbacks.
 
 The Monitor (hooks) produces a `Records` batch at every flush; the run store, the
-detectors and the dashboard consume it. Everything is plain numpy, so a batch can be
-written, compared and tested without torch or a device.
+detectors and the dashboard take it in their `on_records`. Everything is plain numpy,
+so a batch can be written, compared and tested without torch or a device.
 
     >>> import numpy as np
     >>> batch = Records(scalars={"D/loss": (np.array([1, 2]), np.array([0.7, 0.6]))})

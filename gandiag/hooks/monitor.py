@@ -302,8 +302,8 @@ class Monitor(CallbackDriver):
 
     def record(self, scalars: Mapping[str, float], *, step: int | None = None) -> Records:
         """Record host values measured outside the hooks (e.g. `metric/<name>` from a metric
-        schedule) at `step` (default: the current step): into the history and to the
-        consumers, like a flush."""
+        schedule) at `step` (default: the current step): into the history and to every
+        callback's `on_records`, like a flush."""
         at = np.array([self.step if step is None else int(step)], dtype=np.int64)
         records = Records(scalars={key: (at, np.array([float(value)])) for key, value in scalars.items()})
         with self._lock:
