@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import subprocess
+import sys
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -436,3 +438,13 @@ def test_the_checker_catches_each_planted_violation(tmp_path):
     assert any(m.startswith("toypkg/extra/ is on no layer") for m in placement), placement
 
     assert oversized_modules(package) == [("toypkg/train/huge.py", MAX_LINES + 1)]
+
+
+def test_the_ground_floor_loads_no_other_gandiag_package():
+    """Importing the currency (an Alert, Records, the Callback protocol) loads neither the
+    trainer nor the hooks, the store or the detectors; checked in a fresh interpreter."""
+    code = ("import sys, gandiag.core; "
+            "print(sorted({m.split('.')[1] for m in sys.modules "
+            "if m.startswith('gandiag.') and m.split('.')[1] != 'core'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"gandiag.core pulled in: {out.stdout.strip()}"
