@@ -37,9 +37,10 @@ and a Trainer also its models, `sample()`, `evaluate()`, `record_evaluation()` a
 
 `state_dict()` / `load_state_dict(state)` hold what a checkpoint keeps, and
 `records_metrics(host)` says whether the callback will record `metric/*` series (the
-dashboard keeps panels for them from the start). Callbacks that need each other are
-given each other explicitly (e.g. `ProgressPrinter(metrics=schedule)`); alerts travel
-through `host.alert`, so the diagnosis and the run store never look for each other.
+dashboard keeps panels for them from the start). Callbacks never look for each other:
+alerts travel through `host.alert` (the diagnosis announces, the run store writes), and
+what several need is asked of the host (a Trainer's `record_evaluation()` evaluates the
+data's metrics once per step for a progress line and a store recorder alike).
 
 Under data-parallel training (torchrun) every rank runs the callbacks, except those with
 `rank_zero_only = True`: the ones that write, print or evaluate run on rank 0 alone.
