@@ -8,7 +8,6 @@ crash mid-write never leaves a half checkpoint in place of the last good one.
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -66,14 +65,17 @@ def load(path: str | os.PathLike, *, map_location: torch.device | str = "cpu") -
         raise FileNotFoundError(f"no checkpoint at {path!r}; check the path") from None
     except PermissionError:
         raise
-    except pickle.UnpicklingError:
-        raise ValueError(
-            f"{path!r} is not a gandiag checkpoint: torch refuses to read it with "
-            "weights_only=True (not a torch file, or one holding pickled Python objects such "
-            "as a whole model); expected a file written by Trainer.save. For a model of your "
-            "own, save and load its state_dict()"
-        ) from None
-    except Exception:  # torch raises RuntimeError, EOFError, KeyError, IndexError on damage
+    except Exception as error:
+        # weights_only refuses pickled objects with an UnpicklingError (told apart by name:
+        # nothing here needs the pickle module); on damage torch raises RuntimeError,
+        # EOFError, KeyError or IndexError.
+        if type(error).__name__ == "UnpicklingError":
+            raise ValueError(
+                f"{path!r} is not a gandiag checkpoint: torch refuses to read it with "
+                "weights_only=True (not a torch file, or one holding pickled Python objects "
+                "such as a whole model); expected a file written by Trainer.save. For a model "
+                "of your own, save and load its state_dict()"
+            ) from None
         raise ValueError(
             f"{path!r} is not a readable checkpoint: torch cannot read it (truncated or "
             "damaged, e.g. by an interrupted write or copy, or not a torch file at all); "
