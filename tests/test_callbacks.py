@@ -248,3 +248,13 @@ def test_the_dashboards_old_keyword_names_still_work_and_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Dashboard(trainer, refresh_seconds=0.25, samples_seconds=None).close()
+
+
+def test_attachs_config_is_the_monitors_so_a_later_diagnosis_knows_the_loss():
+    from gandiag.core import series_of
+
+    G, D = tiny_pair()
+    with gandiag.attach(G, D, config={"loss": "wgan"}) as monitor:
+        user_loop(monitor, 2)
+    assert monitor.config == {"loss": "wgan"}
+    assert series_of(monitor)[1] == "wgan"  # what diagnose(monitor) judges the outputs by
