@@ -67,10 +67,10 @@ class CallbackDriver:
         """Announce `alert` (raised by a detector): kept in `alerts`, handed to every
         callback's `on_alert` (the run store writes it, a dashboard shows it)."""
         self.alerts.append(alert)
-        for callback in self._active():
+        for callback in self.active_callbacks():
             callback.on_alert(self.host, alert)
 
-    def _active(self) -> list[Callback]:
+    def active_callbacks(self) -> list[Callback]:
         """The callbacks this rank runs: under DDP, ranks other than 0 skip the
         `rank_zero_only` ones (store, progress, diagnosis), so one process writes."""
         if _rank() == 0:
@@ -80,20 +80,20 @@ class CallbackDriver:
     def _step_ended(self) -> None:
         """After G's update, outside the lock: a user loop's `on_step_end`."""
         if self.owner == "user":
-            for callback in self._active():
+            for callback in self.active_callbacks():
                 callback.on_step_end(self.host)
 
     def _flushed(self, records: Records) -> None:
         """After a flush: `on_records` to all, then a user loop's `on_flush`."""
         self._deliver(records)
         if records and self.owner == "user":
-            for callback in self._active():
+            for callback in self.active_callbacks():
                 callback.on_flush(self.host, records)
 
     def _fit_ended(self) -> None:
         """At removal: a user loop's `on_fit_end`."""
         if self.owner == "user":
-            for callback in self._active():
+            for callback in self.active_callbacks():
                 callback.on_fit_end(self.host)
 
     def _deliver(self, records: Records) -> None:

@@ -12,17 +12,14 @@ from gandiag.core.records import Records
 
 
 class CallbackHost:
-    """What a Trainer offers its callbacks besides its models (needs `monitor`, `rank`)."""
+    """What a Trainer offers its callbacks besides its models (needs `monitor`)."""
 
     monitor: Any
-    rank: int
 
     def _active_callbacks(self) -> list[Callback]:
-        """The callbacks this rank runs: all of them on rank 0, the others skip the
-        `rank_zero_only` ones (store, progress, diagnosis) so that one process writes."""
-        if self.rank == 0:
-            return list(self.callbacks)
-        return [c for c in self.callbacks if not getattr(c, "rank_zero_only", False)]
+        """The callbacks this rank runs (the monitor's rule: under torchrun, ranks other
+        than 0 skip the `rank_zero_only` ones, so that one process writes)."""
+        return self.monitor.active_callbacks()
 
     @property
     def callbacks(self) -> list[Callback]:
