@@ -16,12 +16,12 @@ it, with no callback looking for another. Each alert is also shown as a
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable
 
 from gandiag.core.alert import Alert
+from gandiag.core.caller import user_stacklevel
 from gandiag.core.callback import Callback
 from gandiag.core.records import Records
 from gandiag.core.series import loss_name
@@ -76,7 +76,7 @@ class DiagnosisCallback(Callback):
             if self.warn:
                 fixes = "; ".join(alert.fixes[:2])
                 warnings.warn(f"gandiag {alert.kind} at step {alert.step}: {alert.message}. "
-                              f"Try: {fixes}", GANAlertWarning, stacklevel=_callers_level())
+                              f"Try: {fixes}", GANAlertWarning, stacklevel=user_stacklevel())
             host.alert(alert)
             if self.notify is not None:
                 self.notify(alert)
@@ -104,16 +104,3 @@ def watch(monitor: Any, *, warmup: int = 500, thresholds: Mapping[str, Mapping[s
     callback.on_fit_start(monitor.host)  # idempotent; a trainer's monitor starts nothing by itself
     return callback.diagnosis
 
-
-def _callers_level() -> int:
-    """The `stacklevel` of the first frame outside gandiag and torch, for a warning issued
-    by the caller of this function: the warning then names the user's own line (their
-    `trainer.fit()` or `optimizer.step()`), not gandiag's internals, however deep the
-    flush that raised it sits."""
-    frame, level = sys._getframe(1), 1  # the caller, where stacklevel 1 points
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if module.split(".")[0] not in ("gandiag", "torch"):
-            return level
-        frame, level = frame.f_back, level + 1
-    return 1

@@ -8,12 +8,12 @@ DeprecationWarning.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from typing import Any, Mapping
 
 from torch import nn
+
+from gandiag.core.caller import user_stacklevel
 
 
 def check_models(G: nn.Module, D: nn.Module, attached: Mapping[nn.Module, Any]) -> None:
@@ -43,10 +43,6 @@ def renamed_flush_every(flush_every: int, log_every: int, default: int) -> int:
     if log_every not in (default, flush_every):
         raise TypeError(f"gandiag.attach: got log_every={log_every!r} and flush_every={flush_every!r}; "
                         "flush_every is the old name of log_every: pass log_every only")
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(0), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
     warnings.warn("gandiag.attach/Monitor: flush_every= is deprecated; use log_every= (the same "
-                  "cadence as TrainConfig.log_every)", DeprecationWarning, stacklevel=level)
+                  "cadence as TrainConfig.log_every)", DeprecationWarning, stacklevel=user_stacklevel())
     return flush_every
