@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from gandiag.core.family import known_family
 from gandiag.detect.live import watch
 from gandiag.hooks.monitor import Monitor
 from gandiag.store.recorder import StoreRecorder
@@ -18,8 +19,13 @@ from gandiag.store.recorder import StoreRecorder
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
            config: Mapping[str, Any] | None = None, diagnose: bool | Mapping[str, Any] = False,
-           **options: Any) -> Monitor:
+           loss: str | None = None, **options: Any) -> Monitor:
     """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
+
+    `loss`: the loss D is trained with, which says how to read its outputs ('nonsaturating'
+    or 'bce' for logits, 'lsgan' or 'lsgan:<fake>,<real>' for other targets, 'hinge',
+    'wgan', 'wgan-gp'); `config={"loss": ...}` says it too. Without it the loss is
+    inferred from the loop at the first flush and written into `monitor.config`.
 
     With `store` (a path such as "runs/gandiag.sqlite", or a `gandiag.store.RunWriter`),
     every flush is also written to the run store as run `run` with `config`; leaving the
@@ -41,13 +47,19 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
     >>> monitor
     <gandiag.Monitor removed, step 0, 0 series>
     """
-    monitor = Monitor(G, D, **options)
-    monitor.config = dict(config) if isinstance(config, Mapping) else config
+    config = dict(config) if isinstance(config, Mapping) else config
+    if loss is None and isinstance(config, Mapping) and known_family(config.get("loss")):
+        loss = config["loss"]
+    monitor = Monitor(G, D, loss=loss, **options)
+    if monitor.family.decided_at is not None:  # given, or read through D's Sigmoid
+        config = {} if config is None else config
+        config.setdefault("loss", monitor.family.current.spec if loss is None else loss)
+    monitor.config = config
     try:
         if diagnose:
             monitor.diagnosis = watch(monitor, **(dict(diagnose) if isinstance(diagnose, Mapping) else {}))
         if store is not None:
-            recorder = monitor.add_callback(StoreRecorder(store, name=run, config=config))
+            recorder = monitor.add_callback(StoreRecorder(store, name=run))  # monitor.config
             monitor.writer = recorder.writer  # None on ranks other than 0: rank 0 alone writes
     except BaseException:
         monitor.remove()

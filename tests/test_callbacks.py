@@ -228,7 +228,7 @@ def test_a_store_recorder_in_a_user_loop_writes_records_alerts_and_status(tmp_pa
         user_loop(monitor, 10)
         monitor.alert(alert)
     with open_run("mine", path) as run:
-        assert run.status == "finished" and run.config == {"lr": 2e-4}
+        assert run.status == "finished" and run.config == {"lr": 2e-4, "loss": "logits"}
         assert run.scalars("D/loss")[0].tolist() == list(range(1, 11))
         assert run.alerts() == [alert]
         np.testing.assert_array_equal(monitor.history["D/loss"][1], run.scalars("D/loss")[1])

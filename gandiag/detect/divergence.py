@@ -16,7 +16,7 @@ import numpy as np
 
 from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
-from gandiag.detect.rolling import fmt, logit_gap
+from gandiag.detect.rolling import fmt, gap_scale, logit_gap
 
 _WHY = ("A quantity that keeps growing over hundreds of steps means training is moving away "
         "from an equilibrium, not towards one: one player is winning more and more (a "
@@ -57,15 +57,16 @@ class Divergence(Detector):
             name, first, last, tau = found[index]
             at = int(checks[index])
             alerts.append(Alert(
-                self.kind, start, "critical" if last - first >= 3 * self._rise(name) else "warning",
+                self.kind, start, "critical" if last - first >= 3 * self._rise(name, view) else "warning",
                 f"{name} keeps rising: from {fmt(first)} to {fmt(last)} over the last "
                 f"{self.window} steps (monotone trend, Kendall tau {tau:.2f})",
                 {"signal": name, "from": first, "to": last, "tau": tau, "window": self.window},
                 _WHY, list(_FIXES), detected_at=at))
         return alerts
 
-    def _rise(self, name: str) -> float:
-        return self.rise_gap if name == "the logit gap" else self.rise_loss
+    def _rise(self, name: str, view: View) -> float:
+        """The rise that counts: the gap's is in logits, scaled to the run's loss family."""
+        return self.rise_gap * gap_scale(view) if name == "the logit gap" else self.rise_loss
 
     def _signals(self, view: View, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {}
@@ -87,7 +88,7 @@ class Divergence(Detector):
             if not np.all(np.isfinite(medians)):
                 continue
             tau = _kendall_tau(medians)
-            if tau >= self.tau and medians[-1] - medians[0] >= self._rise(name):
+            if tau >= self.tau and medians[-1] - medians[0] >= self._rise(name, view):
                 return name, float(medians[0]), float(medians[-1]), tau
         return None
 

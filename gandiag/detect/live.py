@@ -72,6 +72,7 @@ class DiagnosisCallback(Callback):
     def on_records(self, host: Any, records: Records) -> None:
         if self.diagnosis is None:
             return  # records recorded before the first fit(): nothing to diagnose yet
+        self.diagnosis.loss = self.loss or loss_name(host)  # a user loop's, known at its first flush
         for alert in self.diagnosis.update(records):
             if self.warn:
                 fixes = "; ".join(alert.fixes[:2])

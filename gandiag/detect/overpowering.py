@@ -7,8 +7,10 @@ accuracy >= `accuracy` and gap >= `gap` for `persist` consecutive records. G's g
 norm (how far it fell from its peak) and the gap's trend go into the evidence; a G
 gradient that fell `starving` times makes it critical.
 
-WGAN critics (loss 'wgan', 'wgan-gp' in the run's config) have no probability reading and
-are shift-invariant, so this detector stays quiet for them.
+The gap is written in logits; for other loss families (the run's config "loss", see
+`gandiag.core.family`) it is scaled to the same certainty: 0.64 (b - a) for LSGAN targets
+a, b, 2 for hinge. WGAN critics have no threshold and are shift-invariant, so this
+detector stays quiet for them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 
 from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
-from gandiag.detect.rolling import asof, fmt, logit_gap, nan_mean, nan_median, rolling, tail
+from gandiag.core.family import known_family
+from gandiag.detect.rolling import asof, fmt, gap_scale, logit_gap, nan_mean, nan_median, rolling, tail
 
 _KEYS = {"rt": "D/out_real/sign", "acc_real": "D/out_real/acc", "acc_fake": "D/out_fake/acc",
          "real": "D/out_real/mean", "fake": "D/out_fake/mean"}
@@ -50,15 +53,17 @@ class DOverpowering(Detector):
         return 2 * self.window + self.persist
 
     def scan(self, view: View, warmup: int) -> list[Alert]:
-        if view.meta.get("loss") in ("wgan", "wgan-gp") or not all(k in view for k in _KEYS.values()):
+        family = known_family(view.meta.get("loss"))
+        if (family is not None and family.center is None) or not all(k in view for k in _KEYS.values()):
             return []
+        sure_gap = self.gap * gap_scale(view)
         steps = view.new(_KEYS["rt"])[0]
         m = {name: self._mean(view, key, steps) for name, key in _KEYS.items()}
         accuracy = (m["acc_real"] + m["acc_fake"]) / 2
         gap = m["real"] - m["fake"]
         with np.errstate(invalid="ignore"):
             condition = ((steps >= warmup) & (m["rt"] >= self.rt) & (accuracy >= self.accuracy)
-                         & (gap >= self.gap))
+                         & (gap >= sure_gap))
         alerts = []
         for start, index in self.episode("D", persist=self.persist).feed(steps, condition):
             alerts.append(self._alert(view, start, int(steps[index]), m["rt"][index],
@@ -79,7 +84,7 @@ class DOverpowering(Detector):
         if before.any():
             earlier = float(np.nanmean(gaps[before][-self.window:]))
             evidence["logit_gap_at_start"] = earlier
-            if gap > earlier + 1:
+            if gap > earlier + gap_scale(view):
                 parts[0] += f" (widening from {earlier:.1f})"
         severity = "warning"
         g_norm = view.upto("G/grad_norm/total", at, self.lookback())[1] if "G/grad_norm/total" in view else []

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from gandiag.core.family import LOGIT_GAP, known_family
 from gandiag.detect.base import View
 
 
@@ -85,6 +86,16 @@ def logit_gap(view: View, step: int, rows: int) -> tuple[np.ndarray, np.ndarray]
         return None
     own, real = view.upto("D/out_real/mean", step, rows)
     return own, real - asof(own, *view.upto("D/out_fake/mean", step, rows))
+
+
+def gap_scale(view: View) -> float:
+    """How the run's loss family scales a gap in D's outputs against a logit gap: 1 for
+    logits, e.g. 0.21 for LSGAN 0/1 (a gap of 0.64 there is a logit gap of 3); 1 for a
+    critic or an unknown loss. Thresholds written in logits are multiplied by it."""
+    family = known_family(view.meta.get("loss"))
+    if family is None or family.center is None:
+        return 1.0
+    return family.sure_gap / LOGIT_GAP
 
 
 def fmt(value: float) -> str:

@@ -111,10 +111,14 @@ class DeviceBuffer:
             raise RuntimeError("DeviceBuffer.next_position: only on the CPU")
         return int(self._position_np[0])
 
-    def add_to_rows(self, positions: list[int], columns: slice, values: np.ndarray) -> None:
-        """ring[positions, columns] += values: fill committed rows later (CPU only), e.g.
-        statistics computed for many steps at once, before read()."""
-        self._ring_np[positions, columns] += values
+    def add_to_rows(self, positions: list[int], columns: slice, values: np.ndarray | Tensor) -> None:
+        """ring[positions, columns] += values (positions distinct): fill committed rows
+        later, e.g. statistics computed for many steps at once, before read()."""
+        if self._numpy:
+            self._ring_np[positions, columns] += values.numpy() if isinstance(values, Tensor) else values
+        else:
+            index = torch.tensor(positions, device=self.device)
+            self._ring[index, columns] += torch.as_tensor(values, device=self.device, dtype=self.dtype)
 
     # ---- writing into the staging row -------------------------------------------------
     def add(self, columns: slice | int, value: Tensor | np.ndarray | float) -> None:

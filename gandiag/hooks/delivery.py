@@ -22,6 +22,7 @@ import torch
 
 from gandiag.core.alert import Alert
 from gandiag.core.callback import Callback
+from gandiag.core.caller import user_stacklevel
 from gandiag.core.records import Records
 
 
@@ -115,7 +116,7 @@ class CallbackDriver:
         """Warn about `topic` the first time only (a notice, not a per-step complaint)."""
         if topic not in self._warned:
             self._warned.add(topic)
-            warnings.warn(message, category, stacklevel=3)
+            warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
 def _rank() -> int:

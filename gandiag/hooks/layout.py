@@ -30,6 +30,7 @@ class ModelColumns:
         self.weights = buffer.columns([f"{role}/weights/{k}/{i}" for k in ("after", "update", "before")
                                        for i in range(count)], reduce="mean")
         self.weight_measured = buffer.columns([f"{role}/weight_measured"], reduce="mean").start
+        self.lr = buffer.columns([f"{role}/lr"], reduce="mean").start  # where weights are measured
         self.leak = (buffer.columns([f"{role}/leak/{c}" for c in leak.COLUMNS], reduce="mean")
                      if leak_check else None)
 
@@ -55,6 +56,12 @@ class ModelColumns:
             for i, name in enumerate(self.layers):
                 out[f"{role}/weight_norm/{name}"] = (steps[weighed], np.sqrt(after[:, i]))
                 out[f"{role}/update_ratio/{name}"] = (steps[weighed], ratio[:, i])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                total = np.sqrt(update.sum(axis=1)) / np.sqrt(before.sum(axis=1))
+            out[f"{role}/update_ratio/total"] = (steps[weighed], total)
+            lr = rows[weighed, self.lr]
+            if np.isfinite(lr).any():  # NaN: an update made without an optimizer
+                out[f"{role}/lr"] = (steps[weighed][np.isfinite(lr)], lr[np.isfinite(lr)])
         found: list[str] = []
         if self.leak is not None:
             checked = rows[:, self.leak.start] > 0
@@ -82,6 +89,7 @@ class Layout:
         self.models = {"D": ModelColumns(buffer, "D", d_layers, leak_check=leak_check),
                        "G": ModelColumns(buffer, "G", g_layers, leak_check=leak_check)}
         self.logged: dict[str, int] = {}  # key -> its sum column; the count column follows
+        self.partial = buffer.columns(["row/partial"])  # 1 on a partial last row (see steprow)
 
     def logged_columns(self, keys: list[str]) -> list[int]:
         """The sum column of each key (its count column follows); new keys get new columns,
@@ -118,9 +126,11 @@ class Layout:
             if not seen.any():
                 continue
             at = steps[seen]
-            for name in ("mean", "std", "sign", "acc"):
+            critic = self.stats.family.center is None  # no threshold: no sign, acc or prob
+            for name in ("mean", "std") if critic else ("mean", "std", "sign", "acc"):
                 scalars[f"{slot}/{name}"] = (at, stats[name][seen])
-            scalars[prob_key(slot)] = (at, stats["prob"][seen])
+            if not critic:
+                scalars[prob_key(slot)] = (at, stats["prob"][seen])
             scalars[f"nonfinite/{slot}"] = (at, stats["nonfinite"][seen])
             histograms[f"{slot}/hist"] = Histograms(at, self.stats.edges, stats["hist"][seen])
         self._decode_spreads(steps, rows, scalars)
@@ -135,5 +145,8 @@ class Layout:
                 scalars[key] = (steps[logged], rows[logged, column] / count[logged])
         if any_logged.any():  # how many logged values (losses and others) were not finite
             scalars["nonfinite/loss"] = (steps[any_logged], nonfinite[any_logged])
+        partial = rows[:, self.partial.start] > 0
+        if partial.any():
+            scalars["row/partial"] = (steps[partial], np.ones(int(partial.sum())))
         leaks = {role: columns.decode(steps, rows, scalars) for role, columns in self.models.items()}
         return Records(scalars=scalars, histograms=histograms), leaks

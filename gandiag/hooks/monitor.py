@@ -7,17 +7,18 @@
     steps, values = monitor.history["D/out_real/mean"]
 
 What the hooks do (no host-device sync anywhere on the step):
-- D's forward hooks add statistics of its outputs to a pending accumulator, marked real
-  or fake by provenance (see `phase`); the next optimizer step says which update the
-  calls served, so D-step and G-step values never mix (`steprow`).
+- D's forward hooks keep D's outputs until the next optimizer step says which update the
+  calls served; they are then filed real, fake or penalty input (`calls`, `phase`), so
+  D-step and G-step values never mix.
 - The optimizer step pre-hooks measure per-layer gradient norms of the model about to be
   updated (unscaled: AMP's GradScaler unscales before the step), every `weight_every`
-  steps also weight norms and update/weight ratios, and during the first
-  `leak_check_steps` steps a gradient-leak check (`leak`).
-- G's optimizer step ends a training step (the step counts G updates): the row of
-  measurements is committed to the device buffer at the next event, so that losses
-  logged after `opt_g.step()` still belong to it (`rows`: on a GPU the D-output
-  statistics are summed on the device then, on the CPU at flush time).
+  steps also weight norms, update/weight ratios and the learning rate (`updates`), and
+  during the first `leak_check_steps` steps a gradient-leak check (`leak`).
+- A row is one iteration of the loop: one G update and the D updates of the same
+  iteration, D-first or G-first (`steprow`; the step counts G updates). Each row is
+  committed to the device buffer at the first event after its iteration's last update,
+  so that losses logged at the end of the iteration still belong to it; `remove()`
+  commits what is left as a partial row (`row/partial`).
 - Every `log_every` steps the buffer comes to the host (the one sync), into
   `monitor.history` (bounded memory) and to the callbacks' `on_records` (the run store,
   the live diagnosis, a dashboard).
@@ -27,10 +28,12 @@ Callbacks (`gandiag.core.Callback`, the protocol a Trainer drives too) are added
 (`owner="user"`: all of them) and under a Trainer (`owner="trainer"`: `on_records` and
 `on_alert`, with the trainer as the host).
 
-D outputs are treated as **logits**. A D that ends in `nn.Sigmoid` (the PyTorch DCGAN
-tutorial, trained with BCELoss) is detected and read through the Sigmoid's input, the
-exact logits; with `d_output="probability"` and no Sigmoid module, outputs p are read as
-logit(p) with p clipped to [1e-7, 1 - 1e-7] (so logits beyond ±16.1 saturate).
+D's outputs are read by the loss family (`gandiag.core.family`): given as
+`loss=` ('nonsaturating', 'lsgan', 'lsgan:-1,1', 'hinge', 'wgan', ...), else inferred at the
+first flush from the gradients the loop's loss leaves on them (`infer`). A D that ends in
+`nn.Sigmoid` (the PyTorch DCGAN tutorial, trained with BCELoss) is read through the
+Sigmoid's input, the exact logits; with `d_output="probability"` and no Sigmoid module,
+outputs p are read as logit(p) with p clipped to [1e-7, 1 - 1e-7].
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ from gandiag.hooks.calls import DCalls
 from gandiag.hooks.checks import resolve_d_output, unwrap
 from gandiag.hooks.delivery import CallbackDriver
 from gandiag.hooks.gradients import ModelLayers
+from gandiag.hooks.graphs import GraphSteps
 from gandiag.hooks.health import health_warnings
+from gandiag.hooks.infer import FamilyState, resolve_loss
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.logged import add_logged, checked_values
 from gandiag.hooks.options import check_counts, check_models, renamed_flush_every
@@ -73,7 +78,7 @@ def attached_monitor(model: nn.Module) -> Monitor | None:
     return _ATTACHED.get(model)
 
 
-class Monitor(CallbackDriver):
+class Monitor(CallbackDriver, GraphSteps):
     """Hooks on G, D and their optimizers plus what they recorded; see `attach`."""
 
     def __init__(self, G: nn.Module, D: nn.Module, *, opt_g: torch.optim.Optimizer | None = None,
@@ -81,7 +86,7 @@ class Monitor(CallbackDriver):
                  d_output: str = "auto", output_fn: Callable[[Any], Tensor] | None = None,
                  hist_bins: int = 40, hist_range: tuple[float, float] = (-10.0, 10.0),
                  weight_every: int = 50, leak_check_steps: int = 20,
-                 recent: int = 10_000, overview: int = 2_000,
+                 recent: int = 10_000, overview: int = 2_000, loss: str | None = None,
                  auto_flush: bool = True, owner: str = "user", flush_every: int | None = None) -> None:
         if flush_every is not None:
             log_every = renamed_flush_every(flush_every, log_every, default=50)
@@ -94,7 +99,7 @@ class Monitor(CallbackDriver):
         self.log_every, self.weight_every = log_every, weight_every
         self.leak_check_steps, self.auto_flush = leak_check_steps, auto_flush
         self.history = History(recent=recent, overview=overview)
-        self.config: Any = None  # attach's config (a dict), for callbacks that read the loss
+        self.config: Any = None  # attach's config (a dict); its "loss" is set once known
         self.end_status = "running"  # how the loop ended, set by remove() (see Callback)
         self.writer: Any = None  # the RunWriter of attach(store=...)
         self.diagnosis: Any = None  # the live gandiag.detect.Diagnosis of attach(diagnose=True)
@@ -112,7 +117,9 @@ class Monitor(CallbackDriver):
         # Everything that can refuse comes before the first hook, so a refused attach
         # leaves the models untouched.
         self.d_output, sigmoid = resolve_d_output(D, d_output)
-        self.calls = DCalls(d_output=self.d_output, output_fn=output_fn, device=device)
+        given = resolve_loss(loss, self.d_output)
+        self.calls = DCalls(d_output=self.d_output, output_fn=output_fn, device=device, warn=self._warn_once)
+        self.family = FamilyState(given, self.calls, self.stats, self._rows)  # how D's outputs are read
         optimizers = self._updates.given(opt_g, opt_d)
         if leak_check_steps > 0 and _world_size() == 1:
             self._updates.start_leak_check(D, G)
@@ -186,22 +193,26 @@ class Monitor(CallbackDriver):
         role = self._updates.role(optimizer, self._warn_once)
         if role is not None:
             with self._lock:
-                self._before_update(role, self._updates.of_optimizer(optimizer, role))
+                self._before_update(role, self._updates.of_optimizer(optimizer, role),
+                                    optimizer.param_groups[0].get("lr"))
 
-    def _before_update(self, role: str, recorders: Recorders) -> None:
-        """Right before `role`'s update: attribute pending D calls, measure gradients."""
+    def _before_update(self, role: str, recorders: Recorders, lr: Any = None) -> None:
+        """Right before `role`'s update: file pending D calls, measure gradients."""
+        self._row.begin(role)
         self._commit_due()
         self._row.attribute(role, self.calls)
+        if role == "D":
+            self.family.add(self.calls.filed_calls)
         self._updates.before(role, recorders, weights_due=self.weights_due,
-                             leak_check=self.step < self.leak_check_steps)
+                             leak_check=self.step < self.leak_check_steps, lr=lr)
 
     def _on_any_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         role = self._updates.role(optimizer, self._warn_once)
         if role is None:
             return
         with self._lock:
-            if self.weights_due:
-                self._updates.after(optimizer, role)
+            if self.weights_due:  # measured at the next event: after edits such as WGAN's clipping
+                self._updates.weigh_later(optimizer, role)
             if role == "G":
                 self._end_step()
         if role == "G":
@@ -227,56 +238,14 @@ class Monitor(CallbackDriver):
             self._updates.stop_leak_check()
 
     def _commit_due(self) -> None:
-        """Commit the ended step's row, if one waits (the first event after G's update)."""
+        """At every hook event: measure weights an update left, then commit the ended
+        step's row if one waits (the first event after the iteration's last update)."""
+        self._updates.weigh_pending()
         if not self._row.due:
             return
         self._row.commit(self._rows)
         if self.auto_flush and self._row.unflushed >= self.log_every:
             self.flush()
-
-    # ---- steps replayed from a CUDA graph (gandiag.capture_step) -------------------
-    def commit_step(self) -> None:
-        """Commit the finished step's row now rather than at the next hook; a captured step
-        ends with it, so that each replay commits its own row inside the graph."""
-        with self._lock:
-            self._commit_due()
-
-    @property
-    def weights_due(self) -> bool:
-        """True when the coming step measures weight norms (every `weight_every` steps):
-        such steps run another captured graph than the others."""
-        return bool(self.weight_every) and (self.step + 1) % self.weight_every == 0
-
-    @property
-    def leak_check_active(self) -> bool:
-        """True during the first `leak_check_steps` steps (host-side checks: not capturable)."""
-        return bool(self._updates.probes)
-
-    @contextlib.contextmanager
-    def capturing(self) -> Iterator[None]:
-        """While a step is captured its hooks run but no step happens: undo their counting."""
-        if not self._rows.capturable:
-            raise RuntimeError("monitor.capturing: a CPU monitor records on the host; only a "
-                               "CUDA monitor can be captured in a graph")
-        with self._lock:
-            counters = self._row.snapshot()
-            try:
-                yield
-            except BaseException:  # a failed capture: what its hooks collected never ran
-                self.calls.clear()
-                self._row.discard()
-                raise
-            finally:
-                self._row.restore(counters)
-
-    def replayed(self) -> None:
-        """Account for one step replayed from a CUDA graph (its row is already committed)."""
-        with self._lock:
-            self._row.replayed()
-            due = self.auto_flush and self._row.unflushed >= self.log_every
-        if due:
-            self.flush()
-        self._step_ended()
 
     # ---- recording -------------------------------------------------------------------
     def log(self, values: Mapping[str, Any] | None = None, /, **scalars: Any) -> None:
@@ -286,11 +255,13 @@ class Monitor(CallbackDriver):
         tensors, numbers = checked_values({**(values or {}), **scalars}, self._rows.stays_on_device)
         with self._lock:
             add_logged(self.buffer, self.layout, tensors, numbers)
+            self._row.logged = True
 
     def flush(self) -> Records:
         """Bring everything recorded so far to the host (one sync); returns the new records."""
         with self._lock:
             self._commit_due()
+            self.family.settle(self)
             self._rows.fill(self._row.committed)
             steps, rows = self.buffer.read()
             self._row.flushed()
@@ -333,6 +304,11 @@ class Monitor(CallbackDriver):
         if self.removed:
             return
         try:
+            with self._lock:
+                self._commit_due()
+                if self._row.open:  # the last iteration's updates after G's, values logged after
+                    self.buffer.put(self.layout.partial, float(self._row.partial))
+                    self._row.commit(self._rows)
             self.flush()
         finally:
             self.end_status = status

@@ -6,7 +6,9 @@ lives:
 - `DeviceRows` (a GPU, or the device code path on the CPU): at commit the logits of all
   the step's D calls become sums in one batched computation on the device, added to the
   staging row before it is committed. No sync, and the same ops every step, so a
-  captured CUDA graph records them too.
+  captured CUDA graph records them too. While the loss family is being inferred (a
+  user loop's first flush, see `infer`) its rows wait like `HostRows`' and are filled at
+  that flush, by the family it decided.
 - `HostRows` (the CPU): the buffer is host memory, so a commit only notes which ring row
   the step went to; at flush, `fill` computes the statistics of all those steps in one
   numpy pass and adds them to their rows (measured ~10x cheaper than per step).
@@ -61,9 +63,27 @@ class DeviceRows(RowWriter):
 
     capturable = True
 
+    def __init__(self, buffer: DeviceBuffer, stats: OutputStats, layout: Layout) -> None:
+        super().__init__(buffer, stats, layout)
+        self.defer = False  # rows wait for the first fill (the loss family is being inferred)
+        self._deferred: list[tuple[int, list[list[Tensor]]]] = []  # (row number, calls by slot)
+
     def outputs(self, row: int, calls: list[list[Tensor]]) -> None:
+        if self.defer:
+            self._deferred.append((row, [list(c) for c in calls]))
+            return
         # all D outputs of the step in one batched computation on the device
         self.buffer.add(self.layout.all_slots, self.stats.sums(calls, self.buffer.dtype).reshape(-1))
+
+    def fill(self, committed: int) -> None:
+        oldest = committed - self.buffer.capacity  # rows before it were overwritten
+        deferred = [entry for entry in self._deferred if entry[0] >= oldest]
+        self._deferred = []
+        if deferred:
+            # Every commit goes through the monitor, so row r sits at ring position r % capacity.
+            positions = [row % self.buffer.capacity for row, _ in deferred]
+            sums = self.stats.sums([c for _, row in deferred for c in row], self.buffer.dtype)
+            self.buffer.add_to_rows(positions, self.layout.all_slots, sums.reshape(len(deferred), -1))
 
     def spread_total(self, spreads: list[Tensor]) -> Tensor:
         return torch.stack(spreads).sum()
@@ -73,6 +93,7 @@ class DeviceRows(RowWriter):
 
 
 class HostRows(RowWriter):
+    defer = True  # always: a flush fills the rows
     """Statistics computed at flush time for all the steps since the last one."""
 
     def __init__(self, buffer: DeviceBuffer, stats: OutputStats, layout: Layout) -> None:

@@ -1,10 +1,18 @@
 """`StepRow`: the training step in progress, as the monitor's hooks see it.
 
-A row of the buffer is one training step. D's calls wait in `DCalls` until an optimizer
-step says which update they served; they are then attributed to that update's slots
-(`D/out_real`, `D/out_fake`, `G/out_fake`, `G/out_real`) here. G's optimizer step ends
-the step, but the row is committed only at the next hook event (or flush), so that
-values a loop logs after `opt_g.step()` still belong to it: `due` says a row waits.
+A row of the buffer is one training step, one iteration of the user's loop: one G update
+and the D updates of the same iteration. D's calls wait in `DCalls` until an optimizer
+step says which update they served; they are then filed into that update's slots
+(`D/out_real`, `D/out_fake`, `G/out_fake`, `G/out_real`) here.
+
+Which D updates share a row with G's depends on the loop's order, read from the first
+update: in a *D-first* loop (D updates, then G's) G's optimizer step ends the row; in a
+*G-first* loop (G's update, then D's) the row stays open for the D updates that follow
+and ends when the next G update begins. An ended row is committed at the next hook
+event (or flush), so that values a loop logs after the last update of its iteration
+still belong to it: `due` says a row waits. What is left when the monitor is removed (D
+updates after the last G update, values logged after it) is committed as a *partial*
+row.
 
 The counters live here together so that they travel together: a captured CUDA-graph
 step runs its hooks once without a step happening, and `Monitor.capturing` puts all of
@@ -44,24 +52,43 @@ class StepRow:
         self.due = False  # the step has ended, its row is not committed yet
         self.committed = 0
         self.unflushed = 0
+        self.order: str | None = None  # 'D-first' or 'G-first', from the first update
+        self.updated: set[str] = set()  # the models updated in the open row
+        self.logged = False  # values were logged into the open row
         self.calls: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}  # D's logits
         self.spreads: dict[str, list[Tensor]] = {slot: [] for slot in SLOTS}  # D's input spreads
 
+    def begin(self, role: str) -> None:
+        """`role`'s update is about to run: in a G-first loop a G update ends the row that
+        holds the previous G update and the D updates after it."""
+        if self.order is None:
+            self.order = "G-first" if role == "G" else "D-first"
+        if role == "G" and self.order == "G-first" and "G" in self.updated:
+            self.due = True
+
     def attribute(self, role: str, calls: DCalls) -> None:
-        """Move D's pending calls to `role`'s slots: they served the update about to run."""
-        for kind, pending in calls.pending.items():
-            if pending:
-                self.calls[f"{role}/out_{kind}"].extend(pending)
-                pending.clear()
-            spreads = calls.spreads[kind]
-            if spreads:
-                self.spreads[f"{role}/out_{kind}"].extend(spreads)
-                spreads.clear()
+        """File D's pending calls into `role`'s slots: they served the update about to run."""
+        for kind, (outputs, spreads) in calls.file(role).items():
+            self.calls[f"{role}/out_{kind}"].extend(outputs)
+            self.spreads[f"{role}/out_{kind}"].extend(spreads)
+        self.updated.add(role)
 
     def end(self) -> None:
-        """G's update ended the step: its row is due (committed at the next event)."""
+        """G's update ended: one more step; in a D-first loop its row is due (committed at
+        the next event)."""
         self.step += 1
-        self.due = True
+        if self.order != "G-first":
+            self.due = True
+
+    @property
+    def open(self) -> bool:
+        """The row not yet due holds something (updates, D calls or logged values)."""
+        return bool(self.updated or self.logged or any(self.calls.values()))
+
+    @property
+    def partial(self) -> bool:
+        """The open row lacks part of an iteration: no G update, or (G-first) no D update."""
+        return "G" not in self.updated or (self.order == "G-first" and "D" not in self.updated)
 
     def commit(self, rows: "RowWriter") -> None:
         """Write the row through `rows` (statistics, then the buffer's commit) and count it."""
@@ -69,7 +96,8 @@ class StepRow:
         rows.commit(self.committed, calls, self.spreads)
         for held in (*calls, *self.spreads.values()):
             held.clear()
-        self.due = False
+        self.due = self.logged = False
+        self.updated = set()
         self.committed += 1
         self.unflushed += 1
 
@@ -87,9 +115,10 @@ class StepRow:
         return self.step, self.committed, self.unflushed
 
     def restore(self, snapshot: tuple[int, int, int]) -> None:
-        """Put the counters back as `snapshot` had them, with no row due."""
+        """Put the counters back as `snapshot` had them, with no row due or open."""
         self.step, self.committed, self.unflushed = snapshot
-        self.due = False
+        self.due = self.logged = False
+        self.updated = set()
 
     def discard(self) -> None:
         """Forget the calls and spreads held (a failed capture: its step never ran)."""

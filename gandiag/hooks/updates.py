@@ -6,8 +6,11 @@ step by the parameters it holds (`check_optimizer`), once.
 
 What an update measures, written to the step's staging row (no sync): per-layer squared
 gradient norms before it; every `weight_every` steps weight norms around it (for the
-update/weight ratios); during the first `leak_check_steps` steps the gradient-leak
-probes (`leak`). Each optimizer gets its own recorders over the parameters it updates,
+update/weight ratios) and the optimizer's learning rate; during the first
+`leak_check_steps` steps the gradient-leak probes (`leak`). The weights after an update
+are measured at the next hook event rather than in the optimizer's post-step hook, so
+that edits the loop makes right after the step (WGAN's weight clipping, a projection)
+count as part of the update. Each optimizer gets its own recorders over the parameters it updates,
 rebuilt when its parameter groups change (`add_param_group`); an update made without a
 torch.optim optimizer (`monitor.update_done`) measures all of the model's parameters.
 """
@@ -38,6 +41,7 @@ class UpdateMeasures:
         self.probes: dict[str, LeakProbe] = {}  # by role, while the leak check runs
         self._recorders: dict[Any, tuple] = {}  # per optimizer (and per role for update_done)
         self._roles: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
+        self._unweighed: list[tuple[torch.optim.Optimizer, str]] = []  # updates whose weights are due
 
     # ---- which model an optimizer updates -------------------------------------------
     def given(self, opt_g: Any, opt_d: Any) -> dict[str, torch.optim.Optimizer]:
@@ -88,22 +92,35 @@ class UpdateMeasures:
         return self._recorders[role]
 
     # ---- measuring --------------------------------------------------------------------
-    def before(self, role: str, recorders: Recorders, *, weights_due: bool, leak_check: bool) -> None:
-        """Right before `role`'s update: gradient norms, and weights / leak probes when due."""
+    def before(self, role: str, recorders: Recorders, *, weights_due: bool, leak_check: bool,
+               lr: Any = None) -> None:
+        """Right before `role`'s update: gradient norms, and weights, the learning rate `lr`
+        and leak probes when due."""
         columns = self.layout.models[role]
         gradients, weights = recorders
         self.buffer.add(columns.grad_sq, gradients.squared_norms())
         self.buffer.add(columns.grad_steps, 1.0)
         if weights_due:
             weights.before_step()
+            known = isinstance(lr, (float, int, torch.Tensor)) and not isinstance(lr, bool)
+            self.buffer.put(columns.lr, lr if known else float("nan"))
         if leak_check and role in self.probes:
             self.buffer.put(columns.leak, self.probes[role].own_step())
             other = "G" if role == "D" else "D"
             if other in self.probes:
                 self.probes[other].other_step()
 
+    def weigh_later(self, optimizer: torch.optim.Optimizer, role: str) -> None:
+        """An update that measures weights just ended: measure them at the next event."""
+        self._unweighed.append((optimizer, role))
+
+    def weigh_pending(self) -> None:
+        """At a hook event: measure the weights of the updates that ended since the last."""
+        while self._unweighed:
+            self.after(*self._unweighed.pop(0))
+
     def after(self, optimizer: torch.optim.Optimizer, role: str) -> None:
-        """Right after an update that measures weights: their norms, and that they were measured."""
+        """After an update that measures weights: their norms, and that they were measured."""
         _, weights = self.of_optimizer(optimizer, role)
         columns = self.layout.models[role]
         self.buffer.put(columns.weights, weights.after_step().reshape(-1))
@@ -126,6 +143,7 @@ class UpdateMeasures:
         """Take the probes off and forget recorders and layers: they hold parameters, and a
         removed monitor keeps no model alive."""
         self.stop_leak_check()
+        self._unweighed.clear()
         self._recorders.clear()
         self.layers = {}
 

@@ -32,6 +32,7 @@ from typing import Any
 from gandiag.core.alert import Alert
 from gandiag.core.callback import Callback
 from gandiag.core.records import Records
+from gandiag.core.series import loss_name
 from gandiag.store.png import samples_png
 from gandiag.store.schema import DEFAULT_STORE
 from gandiag.store.writer import RunWriter
@@ -67,6 +68,7 @@ class StoreRecorder(Callback):
         self.evaluate, self.samples_every, self.n_samples = evaluate, samples_every, n_samples
         self.status = "running"
         self._pictures = True
+        self._loss: str | None = None  # the loss in the config written
 
     @property
     def path(self) -> str:
@@ -77,6 +79,7 @@ class StoreRecorder(Callback):
         if self.writer is None:
             name = self.name if self.name is not None else getattr(host, "name", "run")
             self.writer = RunWriter(self.store, name=name, config=self._run_config(host))
+            self._loss = loss_name(host)
         else:
             self.writer.set_status("running")
 
@@ -90,8 +93,14 @@ class StoreRecorder(Callback):
                 "device": str(host.device), "world_size": host.world_size}
 
     def on_records(self, host: Any, records: Records) -> None:
-        if self.writer is not None:
-            self.writer.write(records)
+        if self.writer is None:
+            return
+        loss = loss_name(host)
+        if loss is not None and loss != self._loss:  # a user loop's loss, inferred at its first flush
+            self._loss = loss
+            config = self._run_config(host)
+            self.writer.set_config({**config, "loss": loss} if isinstance(config, Mapping) else {"loss": loss})
+        self.writer.write(records)
 
     def on_alert(self, host: Any, alert: Alert) -> None:
         if self.writer is not None:

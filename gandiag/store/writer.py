@@ -116,6 +116,10 @@ class RunWriter:
                check_text(message, "message"), details_json, time.time())
         self._put("alert", row)
 
+    def set_config(self, config: Any) -> None:
+        """Queue a new config for the run (e.g. once a user loop's loss became known)."""
+        self._put("config", to_json(as_dict(config, "config"), "config"))
+
     def set_status(self, status: str) -> None:
         """Queue a status change, e.g. "paused" or "running"."""
         self._put("status", (check_text(status, "status"), None))
@@ -274,6 +278,8 @@ def _commit(conn: Any, run_id: int, batch: list[tuple[int, str, Any]],
             conn.execute("INSERT INTO alerts (run_id, step, kind, severity, message, details, "
                          "time) VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, *payload))
             steps.append(payload[0])
+        elif kind == "config":
+            conn.execute("UPDATE runs SET config = ? WHERE id = ?", (payload, run_id))
         elif kind == "status":
             status, ended = payload
             conn.execute("UPDATE runs SET status = ?, ended = coalesce(?, ended) WHERE id = ?",

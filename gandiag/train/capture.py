@@ -62,7 +62,7 @@ class CapturedStep:
         key = monitor.weights_due if monitor is not None else False
         graph = self.graphs.get(key)
         if graph is None:
-            if self._warm < self.warmup or (monitor is not None and monitor.leak_check_active):
+            if self._warm < self.warmup or (monitor is not None and not monitor.ready_to_capture()):
                 self._eager()
                 return
             graph = self.graphs[key] = self._capture()

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gandiag.core.alert import Alert
+from gandiag.core.family import known_family
 from gandiag.core.series import loss_name, read_series
 from gandiag.widgets.decimate import minmax, minmax_index
 from gandiag.widgets.lines import (
@@ -55,11 +56,11 @@ __all__ = ["RAW_OPACITY", "Smoothing", "build_figure", "label", "noisy_line", "t
 
 def _axis_titles(loss: str | None) -> dict[str, str]:
     """y-axis titles in the loss family's units (D outputs are read in that scale)."""
-    family = str(loss or "").lower()
-    probabilistic = family in ("minimax", "nonsaturating", "bce", "")
-    return {"losses": "loss (nats)" if probabilistic else f"{text(family)} loss",
+    family = known_family(loss)
+    probabilistic = family is None or family.name == "logits"
+    return {"losses": "loss (nats)" if probabilistic else f"{text(str(loss))} loss",
             "outputs": ("D output (logit)" if probabilistic else
-                        "D output (critic value)" if family.startswith("wgan") else "D output (score)"),
+                        "D output (critic value)" if family.center is None else "D output (score)"),
             "balance": "r_t = E[sign D(real)]<br>and accuracy",
             "G gradients": "G layer", "D gradients": "D layer",
             "distance": "distance"}

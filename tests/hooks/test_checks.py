@@ -33,11 +33,28 @@ class TupleD(nn.Module):
         return self.linear(features), features
 
 
-def test_a_d_returning_a_tuple_needs_output_fn():
+def test_a_d_returning_a_tuple_is_read_by_its_first_element_and_says_so_once():
     G, D = nn.Linear(NZ, 4), TupleD()
-    with gandiag.attach(G, D):
-        with pytest.raises(TypeError, match=r"D returned a tuple.*output_fn=lambda out: out\[0\]"):
+    with gandiag.attach(G, D) as monitor:
+        with pytest.warns(UserWarning, match=r"D returned a tuple of 2.*output_fn=lambda out: out\[1\]") as seen:
+            logits, _ = D(torch.randn(3, 4))
             D(torch.randn(3, 4))
+        monitor.update_done("D")
+        monitor.update_done("G")
+    assert len(seen) == 1 and seen[0].filename == __file__  # once, at the user's line
+    assert monitor.history["D/out_real/mean"][1][0] != 0.0
+
+
+def test_a_d_returning_something_else_needs_output_fn():
+    class DictD(TupleD):
+        def forward(self, x):
+            return {"score": super().forward(x)[0]}
+
+    G, D = nn.Linear(NZ, 4), DictD()
+    with gandiag.attach(G, D):
+        with pytest.raises(TypeError, match=r"D returned a dict.*output_fn=lambda out: out\[0\]"):
+            D(torch.randn(3, 4))
+    D = TupleD()
     with gandiag.attach(G, D, output_fn=lambda out: out[0]) as monitor:
         logits, _ = D(torch.randn(3, 4))
         monitor.update_done("D")

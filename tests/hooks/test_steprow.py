@@ -8,7 +8,7 @@ import torch
 
 from gandiag.hooks import buffer as buffer_module
 from gandiag.hooks.buffer import DeviceBuffer
-from gandiag.hooks.calls import DCalls
+from gandiag.hooks.calls import Call, DCalls
 from gandiag.hooks.gradients import ModelLayers
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.outputs import SLOTS, OutputStats
@@ -29,15 +29,14 @@ class Writer:
 def pending_calls(real=1, fake=2):
     calls = DCalls(d_output="logits", output_fn=None, device=torch.device("cpu"))
     for kind, n in (("real", real), ("fake", fake)):
-        calls.pending[kind].extend(torch.zeros(3) for _ in range(n))
-        calls.spreads[kind].extend(torch.tensor(1.0) for _ in range(n))
+        calls.pending.extend(Call(kind, True, False, torch.zeros(3), torch.tensor(1.0)) for _ in range(n))
     return calls
 
 
 def test_pending_calls_go_to_the_slots_of_the_update_they_served():
     row, calls = StepRow(), pending_calls(real=1, fake=2)
     row.attribute("D", calls)
-    assert calls.pending == {"real": [], "fake": []} and calls.spreads == {"real": [], "fake": []}
+    assert calls.pending == []
     row.attribute("G", pending_calls(real=0, fake=1))
     assert {slot: len(held) for slot, held in row.calls.items()} == \
         {"D/out_real": 1, "D/out_fake": 2, "G/out_fake": 1, "G/out_real": 0}
@@ -47,6 +46,7 @@ def test_pending_calls_go_to_the_slots_of_the_update_they_served():
 
 def test_a_row_is_due_when_the_step_ends_and_counted_when_committed():
     row, writer = StepRow(), Writer()
+    row.begin("D")
     row.attribute("D", pending_calls())
     row.end()
     assert (row.step, row.due, row.committed, row.unflushed) == (1, True, 0, 0)
@@ -58,6 +58,34 @@ def test_a_row_is_due_when_the_step_ends_and_counted_when_committed():
     assert (row.step, row.committed, row.unflushed) == (2, 2, 2)
     row.flushed()
     assert (row.step, row.committed, row.unflushed) == (2, 2, 0)
+
+
+def test_a_g_first_loop_keeps_its_row_open_for_the_d_updates_after_g():
+    row, writer = StepRow(), Writer()
+    for _ in range(2):
+        row.begin("G")  # the second G update ends the first iteration's row
+        if row.due:
+            row.commit(writer)
+        row.attribute("G", pending_calls(real=0, fake=1))
+        row.end()
+        assert not row.due and row.open and row.partial  # G's update alone: D's is to come
+        row.begin("D")
+        row.attribute("D", pending_calls(real=1, fake=1))
+        assert not row.due and not row.partial
+    assert row.order == "G-first" and row.step == 2
+    assert [c[:2] for c in writer.commits] == [(0, [1, 1, 1, 0])]
+
+
+def test_what_follows_the_last_g_update_of_a_d_first_loop_is_a_partial_row():
+    row = StepRow()
+    row.begin("D")
+    row.attribute("D", pending_calls())
+    row.end()
+    row.commit(Writer())
+    assert not row.open
+    row.begin("D")  # a trailing critic update
+    row.attribute("D", pending_calls())
+    assert row.open and row.partial and row.order == "D-first"
 
 
 def test_restore_puts_every_counter_back_and_leaves_no_row_due():

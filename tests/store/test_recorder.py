@@ -52,7 +52,7 @@ def test_attach_with_a_store_records_a_user_loop(tmp_path):
     with gandiag.attach(G, D, store=path, run="tutorial", config={"lr": 2e-4}, log_every=3) as monitor:
         tutorial_loop(G, D, 7, monitor)
     run = open_run("tutorial", path)
-    assert run.status == "finished" and run.config == {"lr": 2e-4}
+    assert run.status == "finished" and run.config == {"lr": 2e-4, "loss": "logits"}
     for key in ("D/out_real/mean", "D/grad_norm/total", "D/loss"):
         np.testing.assert_array_equal(run.scalars(key)[1], monitor.history[key][1])
     assert run.scalars("D/loss")[0].tolist() == list(range(1, 8))
