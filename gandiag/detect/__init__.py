@@ -7,8 +7,8 @@
 Live: `DiagnosisCallback` in a Trainer (optionally stopping on chosen kinds), or
 `attach(..., diagnose=True)` in a user loop. Alert kinds: mode_collapse, d_overpowering,
 vanishing_gradients, exploding_gradients, nonfinite, oscillation, divergence,
-gradient_leak. Thresholds are the fields of each detector class; override them with
-`thresholds={kind: {name: value}}`.
+gradient_leak, frozen_model, runaway_critic. Thresholds are the fields of each detector
+class; override them with `thresholds={kind: {name: value}}`.
 """
 
 from gandiag.core.alert import KINDS, Alert
@@ -17,14 +17,16 @@ from gandiag.detect.collapse import ModeCollapse
 from gandiag.detect.diagnosis import DETECTORS, Diagnosis, diagnose, format_diagnosis
 from gandiag.detect.divergence import Divergence
 from gandiag.detect.exploding import ExplodingGradients
+from gandiag.detect.frozen import FrozenModel
 from gandiag.detect.leak import GradientLeak
 from gandiag.detect.live import DiagnosisCallback, GANAlertWarning, watch
 from gandiag.detect.nonfinite import NonFinite
 from gandiag.detect.oscillation import Oscillation
 from gandiag.detect.overpowering import DOverpowering
+from gandiag.detect.runaway import RunawayCritic
 from gandiag.detect.vanishing import VanishingGradients
 
 __all__ = ["DETECTORS", "KINDS", "Alert", "DOverpowering", "Detector", "Diagnosis",
-           "DiagnosisCallback", "Divergence", "Episode", "ExplodingGradients", "GANAlertWarning",
-           "GradientLeak", "ModeCollapse", "NonFinite", "Oscillation", "VanishingGradients",
-           "diagnose", "format_diagnosis", "watch"]
+           "DiagnosisCallback", "Divergence", "Episode", "ExplodingGradients", "FrozenModel",
+           "GANAlertWarning", "GradientLeak", "ModeCollapse", "NonFinite", "Oscillation",
+           "RunawayCritic", "VanishingGradients", "diagnose", "format_diagnosis", "watch"]

@@ -30,21 +30,23 @@ from gandiag.detect.base import Detector, View
 from gandiag.detect.collapse import ModeCollapse
 from gandiag.detect.divergence import Divergence
 from gandiag.detect.exploding import ExplodingGradients
+from gandiag.detect.frozen import FrozenModel
 from gandiag.detect.leak import GradientLeak
 from gandiag.detect.nonfinite import NonFinite
 from gandiag.detect.oscillation import Oscillation
 from gandiag.detect.overpowering import DOverpowering
+from gandiag.detect.runaway import RunawayCritic
 from gandiag.detect.vanishing import VanishingGradients
 
 DETECTORS: dict[str, type[Detector]] = {cls.kind: cls for cls in (
     ModeCollapse, DOverpowering, VanishingGradients, ExplodingGradients, NonFinite,
-    Oscillation, Divergence, GradientLeak)}
+    Oscillation, Divergence, GradientLeak, FrozenModel, RunawayCritic)}
 
 class Diagnosis:
     """Runs every detector over records as they arrive; `alerts` holds all raised so far.
 
     `warmup`: steps during which the trend detectors stay quiet (early training is
-    supposed to look odd); `nonfinite` and `gradient_leak` report at once.
+    supposed to look odd); `nonfinite`, `gradient_leak` and `frozen_model` report at once.
     `thresholds`: {kind: {field: value}} overrides; `kinds`: the detectors to run (all by
     default); `loss`: the run's loss name ('wgan' silences the probability readings).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 STEPS = 6000
+WEIGHT_EVERY = 50   # the hooks' default: update ratios (and lr) every 50 steps
 
 
 def steps(n: int = STEPS) -> np.ndarray:
@@ -13,7 +14,8 @@ def steps(n: int = STEPS) -> np.ndarray:
 
 def healthy(seed: int = 0, n: int = STEPS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A balanced GAN: losses near 1.35 / 0.75 with noise, D near 50 % accuracy, layer
-    gradient norms log-normal around fixed levels, spreads equal."""
+    gradient norms log-normal around fixed levels, spreads equal; every `WEIGHT_EVERY`
+    steps update ratios log-normal around 1e-3 and learning rates of 2e-4."""
     rng = np.random.default_rng(seed)
     s = steps(n)
     real_logits = rng.normal(0.1, 0.3, n)
@@ -39,6 +41,11 @@ def healthy(seed: int = 0, n: int = STEPS) -> dict[str, tuple[np.ndarray, np.nda
     for slot in ("D/out_real", "D/out_fake", "G/out_fake"):
         out[f"nonfinite/{slot}"] = (s, np.zeros(n))
     out["nonfinite/loss"] = (s, np.zeros(n))
+    weighed = s[s % WEIGHT_EVERY == 0]
+    ratios = np.random.default_rng((seed, WEIGHT_EVERY))  # own stream: the series above stay as they were
+    for role in ("D", "G"):
+        out[f"{role}/update_ratio/total"] = (weighed, 1e-3 * np.exp(0.5 * ratios.standard_normal(len(weighed))))
+        out[f"{role}/lr"] = (weighed, np.full(len(weighed), 2e-4))
     return out
 
 

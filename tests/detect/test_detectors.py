@@ -21,6 +21,7 @@ def test_every_kind_is_raised_with_evidence_explanation_and_fixes():
     from gandiag.detect import DETECTORS
     assert sorted(DETECTORS) == sorted(KINDS)
     series = overpowered()                                             # d_overpowering
+    set_from(series, "D/spread_ratio", 1000, 1.8)                      # runaway_critic
     set_from(series, "D/spread_ratio", 3000, 0.05)                     # mode_collapse
     s, loss = series["G/loss"]
     series["G/loss"] = (s, loss + np.clip((s - 3000) / 250, 0, None))  # divergence
@@ -30,6 +31,8 @@ def test_every_kind_is_raised_with_evidence_explanation_and_fixes():
     set_from(series, "D/grad_norm/net.0", 4500, 0.0)                   # vanishing_gradients
     set_from(series, "nonfinite/loss", 5900, 1.0)                      # nonfinite
     series["grad_leak/G"] = (np.arange(1, 21), np.full(20, 2.0))       # gradient_leak
+    weighed, ratio = series["D/update_ratio/total"]
+    series["D/update_ratio/total"] = (weighed, np.where(weighed >= 5000, 0.0, ratio))  # frozen_model
     alerts = diagnose(series)
     assert sorted({a.kind for a in alerts}) == sorted(KINDS)
     for alert in alerts:
