@@ -4,8 +4,8 @@ A step captured as a CUDA graph runs its hooks once, at capture, without a step
 happening; each replay then records a row with device ops alone (the write position
 lives on the device). So the monitor undoes the capture's counting (`capturing`), counts
 each replay (`replayed`), and a captured step commits its own row (`commit_step`).
-Steps run eagerly, not captured, while host-side checks run: the leak check of the first
-steps and a user loop's loss-family inference (`ready_to_capture`).
+Steps run eagerly, not captured, while the leak check of the first steps runs; a user
+loop's loss family is decided for good before the first capture (`ready_to_capture`).
 """
 
 from __future__ import annotations
@@ -36,12 +36,15 @@ class GraphSteps:
         return bool(self._updates.probes)
 
     def ready_to_capture(self) -> bool:
-        """False while a host-side check runs: the leak check, or the loss-family inference
-        (asked here to decide from the eager steps so far: a sync, before any capture)."""
+        """False while the leak check of the first steps runs. A loss family still being
+        inferred is decided here for good, from the eager steps so far (a sync, before
+        any capture): its gradient hooks cannot run in a replayed graph."""
+        if self.leak_check_active:
+            return False
         if self.family.inferring:
             with self._lock:
-                self.family.settle(self)
-        return not self.leak_check_active and not self.family.inferring
+                self.family.settle(self, flushing=False, final=True)
+        return True
 
     @contextlib.contextmanager
     def capturing(self) -> Iterator[None]:
@@ -50,9 +53,8 @@ class GraphSteps:
             raise RuntimeError("monitor.capturing: a CPU monitor records on the host; only a "
                                "CUDA monitor can be captured in a graph")
         if not self.ready_to_capture():
-            raise RuntimeError("monitor.capturing: host-side checks still run (the leak check "
-                               "or the loss-family inference); run steps eagerly until "
-                               "monitor.ready_to_capture()")
+            raise RuntimeError("monitor.capturing: the leak check of the first steps still runs "
+                               "on the host; run steps eagerly until monitor.ready_to_capture()")
         with self._lock:
             counters = self._row.snapshot()
             try:

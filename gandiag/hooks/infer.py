@@ -12,9 +12,10 @@ with c > 0 the loss's weight over the batch size (AMP's loss scale only changes 
 for each real and fake call of the first D updates the monitor keeps the outputs and the
 gradient its backward pass left (a tensor hook, cloned on the device: no sync), and at
 the first flush, a sync point anyway, fits both affine models by least squares. A call
-is *affine in o* (or in sigmoid(o)) when that fit leaves a residual below 1e-3 of the
-gradient's spread and ten times below the other model's. Outputs that barely spread (D
-at initialisation) fit both, so they decide nothing and the next steps are read.
+is *affine in o* (or in sigmoid(o)) when that fit's residual is within 1e-3 of the
+gradient's spread and the other model's is ten times over both that fit's and the
+gradient's rounding (which AMP's half-precision gradients make coarse). Outputs that barely spread (D at initialisation) fit
+both, so they decide nothing and the next steps are read.
 
 D ending in a Sigmoid is read through its logits whatever the loss, so nothing is
 inferred there; a loss given to `attach(..., loss=...)` is never second-guessed.
@@ -31,48 +32,57 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from gandiag.core.family import LossFamily, family_of
 
 FIT = 1e-3       # a fit's residual, relative to the gradient's spread, that counts as exact
 MARGIN = 10.0    # how much better than the other model a fit must be
-EQUAL = 1e-6     # relative spread of gradients that counts as all equal
+EQUAL = 1e-6     # relative spread of gradients that counts as all equal (or their rounding)
+SPREAD = 0.05    # outputs must spread this much for equal gradients to mean a critic: over
+                 # it, BCE's and least squares' gradients vary by >= 2.5 %, 6x bfloat16's rounding
 
 
-def call_shape(outputs: np.ndarray, gradients: np.ndarray) -> tuple[str, float]:
-    """('constant' | 'hinge' | 'affine' | 'sigmoid' | 'unclear', target) of one call."""
+def call_shape(outputs: np.ndarray, gradients: np.ndarray, eps: float = 2.0 ** -23) -> tuple[str, float]:
+    """('constant' | 'hinge' | 'affine' | 'sigmoid' | 'unclear', target) of one call;
+    `eps`: the gradient's rounding (its dtype's machine epsilon: AMP's float16 and
+    bfloat16 gradients fit less exactly, so they need outputs that spread more)."""
     o, g = np.asarray(outputs, np.float64).ravel(), np.asarray(gradients, np.float64).ravel()
     finite = np.isfinite(o) & np.isfinite(g)
     o, g = o[finite], g[finite]
     scale = float(np.abs(g).max()) if len(g) else 0.0
     if len(g) < 4 or scale == 0.0:
         return "unclear", np.nan
-    if np.ptp(g) <= EQUAL * scale:
-        return "constant", np.nan
-    moving = g != 0.0
-    if not moving.all() and np.ptp(g[moving]) <= EQUAL * scale:
-        return "hinge", np.nan
+    moving, equal = g != 0.0, max(EQUAL, eps) * scale
+    if np.ptp(g[moving]) <= equal:
+        if np.ptp(o) < SPREAD:
+            return "unclear", np.nan
+        return ("constant" if moving.all() else "hinge"), np.nan
+    # An exact fit leaves FIT of the gradient's spread, or 3x its rounding (`noise`: the
+    # RMS error of rounding to nearest, eps / 2 relative, uniform) at most; the other
+    # model must be MARGIN times worse than the fit, and worse than the rounding (a fit
+    # far below the rounding means the arithmetic was exact: the model is the loss).
+    noise = eps / (2 * np.sqrt(3)) * np.linalg.norm(g)
+    tolerance = max(FIT * np.linalg.norm(g - g.mean()), 3 * noise)
     linear, target = _affine(o, g)
     logistic, target_p = _affine(1.0 / (1.0 + np.exp(-np.clip(o, -60, 60))), g)
-    if linear <= FIT and linear * MARGIN <= logistic:
+    if linear <= tolerance and logistic >= max(MARGIN * linear, noise):
         return "affine", target
-    if logistic <= FIT and logistic * MARGIN <= linear:
+    if logistic <= tolerance and linear >= max(MARGIN * logistic, noise):
         return "sigmoid", target_p
     return "unclear", np.nan
 
 
 def _affine(x: np.ndarray, g: np.ndarray) -> tuple[float, float]:
-    """(relative residual, x where the fit crosses 0) of g ~ slope * x + intercept; the
+    """(residual norm, x where the fit crosses 0) of g ~ slope * x + intercept; the
     residual is inf unless the slope is positive (a loss that pulls towards a target)."""
-    spread = np.linalg.norm(g - g.mean())
-    if np.ptp(x) == 0.0 or spread == 0.0:
+    if np.ptp(x) == 0.0:
         return np.inf, np.nan
     slope, intercept = np.polyfit(x, g, 1)
     if not slope > 0:
         return np.inf, np.nan
-    residual = np.linalg.norm(g - (slope * x + intercept)) / spread
-    return float(residual), float(-intercept / slope)
+    return float(np.linalg.norm(g - (slope * x + intercept))), float(-intercept / slope)
 
 
 def decide(shapes: Iterable[tuple[str, str, float]]) -> LossFamily | None:
@@ -107,18 +117,30 @@ class FamilyInference:
                 self.evidence.append((call.kind, call.logits, call.gradients))
 
     def decide(self) -> LossFamily | None:
-        """Read the evidence (a sync: call it where the monitor syncs anyway)."""
-        shapes = []
+        """Read the evidence (a sync: call it where the monitor syncs anyway). Calls are
+        read one by one, then, if that told nothing, pooled by kind and size: the same
+        loss at the same batch size has the same target and weight in every update, and
+        the outputs of many updates spread more than one call's (AMP's coarse gradients
+        need that)."""
+        calls: dict[tuple[str, int, float], list[tuple[np.ndarray, np.ndarray]]] = {}
         for kind, outputs, gradients in self.evidence:
             if gradients and gradients[0].shape == outputs.shape:
                 total = sum(gradients[1:], gradients[0])
-                shapes.append((kind, *call_shape(outputs.float().cpu().numpy(),  # sync ok: flush
-                                                 total.float().cpu().numpy())))  # sync ok: flush
+                eps = torch.finfo(total.dtype).eps if total.is_floating_point() else 2.0 ** -23
+                calls.setdefault((kind, outputs.numel(), eps), []).append(
+                    (outputs.float().cpu().numpy().ravel(), total.float().cpu().numpy().ravel()))  # sync ok: flush
         self.evidence = [e for e in self.evidence if not e[2]]  # keep calls whose backward is to come
-        return decide(s for s in shapes if s[1] != "unclear")
+        shapes = [(kind, *call_shape(o, g, eps)) for (kind, _, eps), pairs in calls.items() for o, g in pairs]
+        found = decide(s for s in shapes if s[1] != "unclear")
+        if found is None:
+            pooled = [(kind, *call_shape(*map(np.concatenate, zip(*pairs)), eps))
+                      for (kind, _, eps), pairs in calls.items() if len(pairs) > 1]
+            found = decide(s for s in pooled if s[1] != "unclear")
+        return found
 
 
-GIVE_UP = 200  # steps of D updates after which an undecided family stays 'logits'
+GIVE_UP = 200  # steps after which an undecided family stays 'logits'
+HINGE_WATCH = 1000  # steps a critic is watched for hinge margins (see FamilyState.settle)
 
 
 def resolve_loss(loss: str | None, d_output: str) -> LossFamily | None:
@@ -143,7 +165,10 @@ class FamilyState:
         self.current = given or LossFamily("logits")
         stats.family = self.current
         calls.inferring = self.inference is not None
-        rows.defer = self.inference is not None  # the first flush's rows wait for the decision
+        # While inferring, rows wait for the flush (on a GPU too) and are read by the family
+        # decided then: host and device rows agree on where a late decision takes effect.
+        rows.defer = self.inference is not None
+        self.flushed_step = 0  # the rows up to this step were read at an earlier flush
 
     @property
     def inferring(self) -> bool:
@@ -154,28 +179,53 @@ class FamilyState:
         if self.inference is not None:
             self.inference.add(calls)
 
-    def settle(self, monitor: Any) -> None:
-        """At a flush, before rows are filled: decide from the evidence, if any is new."""
-        self.rows.defer = False
+    def settle(self, monitor: Any, *, flushing: bool = True, final: bool = False) -> None:
+        """At a flush, before rows are filled: decide from the evidence, if any is new.
+
+        A hinge D whose outputs all lie inside its margins (+-1, as at the start) leaves
+        the gradients of a WGAN critic, so a critic is read as one but watched for margins
+        met until step `HINGE_WATCH`; an undecided loop is read as logits from `GIVE_UP`
+        on, with a warning. `final`: decide now for good (a step about to be captured in
+        a CUDA graph, where the inference's hooks cannot run)."""
         if self.inference is None:
             return
-        found = self.inference.decide()
-        if found is None and monitor.step < GIVE_UP:
-            return
-        self.inference, self.calls.inferring = None, False
+        found, step = self.inference.decide(), monitor.step
+        try:
+            self._settle(found, GIVE_UP if final else step, monitor)
+            if final:
+                self._stop()
+        finally:
+            if flushing:
+                self.flushed_step = step
+
+    def _settle(self, found: LossFamily | None, step: int, monitor: Any) -> None:
         if found is None:
-            monitor._warn_once("loss unknown", (
-                f"gandiag: the loss D is trained with could not be told from its gradients in "
-                f"{monitor.step} steps, so D's outputs are read as logits (threshold 0). If D is "
-                "an LSGAN, hinge or WGAN critic, pass attach(..., loss='lsgan' | 'hinge' | 'wgan')"))
-            found = self.current
-        elif found != self.current and monitor.history:
+            if self.decided_at is None and step >= GIVE_UP:
+                monitor._warn_once("loss unknown", (
+                    f"gandiag: the loss D is trained with could not be told from its gradients "
+                    f"in {monitor.step} steps, so D's outputs are read as logits (threshold 0). If D is "
+                    "an LSGAN, hinge or WGAN critic, pass attach(..., loss='lsgan' | 'hinge' | 'wgan')"))
+                self._apply(self.current, monitor)
+            if self.decided_at is not None and step >= HINGE_WATCH:
+                self._stop()
+            return
+        if found != self.current and self.flushed_step > 0:
             monitor._warn_once("loss late", (
-                f"gandiag: D's loss was recognised as {found.spec} only at step {monitor.step}; "
-                f"the records before it read D's outputs as logits. Pass attach(..., "
-                f"loss={found.spec!r}) to read them so from the start"))
-        self.current, self.decided_at = found, monitor.step
-        self.stats.family = found
+                f"gandiag: D's loss was recognised as {found.spec} only at step {step}; the "
+                f"records up to step {self.flushed_step} read D's outputs as {self.current.spec}. "
+                f"Pass attach(..., loss={found.spec!r}) to read them so from the start"))
+        self._apply(found, monitor)
+        if found.name != "wgan" or step >= HINGE_WATCH:
+            self._stop()
+
+    def _apply(self, family: LossFamily, monitor: Any) -> None:
+        if family != self.current or self.decided_at is None:
+            self.decided_at = monitor.step  # where the reading took its present form
+        self.current = family
+        self.stats.family = family
         if not isinstance(monitor.config, dict):
             monitor.config = {} if monitor.config is None else dict(monitor.config)
-        monitor.config["loss"] = found.spec
+        monitor.config["loss"] = family.spec
+
+    def _stop(self) -> None:
+        self.inference, self.calls.inferring, self.rows.defer = None, False, False

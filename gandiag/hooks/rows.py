@@ -6,9 +6,9 @@ lives:
 - `DeviceRows` (a GPU, or the device code path on the CPU): at commit the logits of all
   the step's D calls become sums in one batched computation on the device, added to the
   staging row before it is committed. No sync, and the same ops every step, so a
-  captured CUDA graph records them too. While the loss family is being inferred (a
-  user loop's first flush, see `infer`) its rows wait like `HostRows`' and are filled at
-  that flush, by the family it decided.
+  captured CUDA graph records them too. While the loss family is being inferred (in a
+  user loop, see `infer`) its rows wait like `HostRows`' and are filled at the next
+  flush, by the family known then.
 - `HostRows` (the CPU): the buffer is host memory, so a commit only notes which ring row
   the step went to; at flush, `fill` computes the statistics of all those steps in one
   numpy pass and adds them to their rows (measured ~10x cheaper than per step).
@@ -65,7 +65,7 @@ class DeviceRows(RowWriter):
 
     def __init__(self, buffer: DeviceBuffer, stats: OutputStats, layout: Layout) -> None:
         super().__init__(buffer, stats, layout)
-        self.defer = False  # rows wait for the first fill (the loss family is being inferred)
+        self.defer = False  # rows wait for the fill (while the loss family is inferred)
         self._deferred: list[tuple[int, list[list[Tensor]]]] = []  # (row number, calls by slot)
 
     def outputs(self, row: int, calls: list[list[Tensor]]) -> None:

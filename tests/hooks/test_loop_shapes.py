@@ -3,6 +3,8 @@ value computed by hand in the loop: D-first and G-first, n_critic with trailing 
 updates, WGAN with clipping, WGAN-GP's interpolates, R1 on real inputs, LSGAN with 0/1
 and -1/1 targets, a conditional D with labels."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -321,3 +323,35 @@ def test_an_inferred_loss_reaches_the_run_store_and_the_diagnosis(tmp_path):
     assert run.config == {"lr": 1e-3, "loss": "lsgan"}
     from gandiag.core.series import loss_name
     assert loss_name(run) == loss_name(monitor) == "lsgan"
+
+
+def hinge_run(fast, monkeypatch, lr=1e-3):
+    from gandiag.hooks import buffer
+    monkeypatch.setattr(buffer, "CPU_FAST_PATH", fast)
+    G, D = pair()
+    opt_g, opt_d = adam(G, lr), adam(D, lr)
+    relu, gen = nn.functional.relu, torch.Generator().manual_seed(9)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, log_every=5) as monitor:
+            for _ in range(40):
+                opt_d.zero_grad()
+                out_real, out_fake = D(real_batch(gen)), D(G(torch.randn(BATCH, NZ, generator=gen)).detach())
+                (relu(1 - out_real).mean() + relu(1 + out_fake).mean()).backward()
+                opt_d.step()
+                opt_g.zero_grad()
+                (-D(G(torch.randn(BATCH, NZ, generator=gen))).mean()).backward()
+                opt_g.step()
+    return monitor, [w for w in seen if "recognised as hinge" in str(w.message)]
+
+
+def test_a_hinge_d_read_as_a_critic_until_its_margins_show_is_recorded_alike_on_both_paths(monkeypatch):
+    (host, host_warned), (device, device_warned) = (hinge_run(fast, monkeypatch) for fast in (True, False))
+    assert host.config["loss"] == device.config["loss"] == "hinge"
+    assert host.family.decided_at == device.family.decided_at > 5  # first read as a critic
+    assert len(host_warned) == 1 and host_warned[0].filename == __file__
+    assert sorted(host.history) == sorted(device.history)
+    for key in host.history:
+        np.testing.assert_allclose(device.history[key][1], host.history[key][1], rtol=1e-9, err_msg=key)
+    steps = host.history["D/out_real/acc"][0]  # the threshold appears with the decision
+    assert steps[0] > 5 and steps[-1] == 40
