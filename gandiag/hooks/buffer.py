@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gandiag.core.caller import user_stacklevel
+
 
 # On the CPU, use numpy views and host-side shortcuts (same results, a fraction of the
 # cost). Tests switch it off to run the device code path on the CPU.
@@ -198,7 +200,7 @@ class DeviceBuffer:
             warnings.warn(
                 f"gandiag: {new - self.capacity} recorded steps were overwritten before a "
                 f"flush (buffer of {self.capacity} rows); flush at least every "
-                f"{self.capacity} steps", RuntimeWarning, stacklevel=4,
+                f"{self.capacity} steps", RuntimeWarning, stacklevel=user_stacklevel(),
             )
             new = self.capacity
         self._rows_read = written
