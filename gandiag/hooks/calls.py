@@ -137,19 +137,19 @@ class DCalls:
         {kind: (outputs, input spreads)}; the calls are no longer pending. Counts go to
         `seen`; shaky guesses are reported once through `warn`."""
         calls, self.pending = self.pending, []
-        guessed = [c for c in calls if not c.declared]
-        plain_real = any(c.kind == "real" and not c.grad_input for c in guessed)
-        grad_real = [c for c in guessed if c.kind == "real" and c.grad_input]
-        if plain_real:
-            for call in grad_real:
-                call.kind = None  # a penalty input beside the real batch
-        elif len(grad_real) > 1:
-            self.warn("penalty unsure", (
-                f"gandiag: {role}'s update had {len(grad_real)} D calls on inputs that require "
-                "grad and no plain real batch, so it cannot tell R1's real batch from penalty "
-                "inputs; all were filed as real. Wrap the penalty's D call in "
-                "`with monitor.phase('ignore'):`"))
-        self._warn_unsure(role, guessed)
+        grad_real = [c for c in calls if c.grad_input and c.kind == "real" and not c.declared]
+        if grad_real:  # penalty inputs, or R1's real batch
+            if any(c.kind == "real" and not c.grad_input and not c.declared for c in calls):
+                for call in grad_real:
+                    call.kind = None  # a penalty input beside the real batch
+            elif len(grad_real) > 1:
+                self.warn("penalty unsure", (
+                    f"gandiag: {role}'s update had {len(grad_real)} D calls on inputs that "
+                    "require grad and no plain real batch, so it cannot tell R1's real batch "
+                    "from penalty inputs; all were filed as real. Wrap the penalty's D call in "
+                    "`with monitor.phase('ignore'):`"))
+        if role == "G":
+            self._warn_unsure(calls)
         filed: dict[str, tuple[list[Tensor], list[Tensor]]] = {"real": ([], []), "fake": ([], [])}
         for call in calls:
             self.seen[call.kind or "penalty"] += 1
@@ -160,11 +160,12 @@ class DCalls:
         self.filed_calls = calls  # the loss family's inference reads the D update's calls
         return filed
 
-    def _warn_unsure(self, role: str, guessed: list[Call]) -> None:
-        # (A D update without a fake call can be a loop's real-only update: the monitor
-        # warns at a flush if no fake call was seen at all, see `health`.)
-        kinds = [c.kind for c in guessed if c.kind is not None]
-        if role == "G" and kinds and "fake" not in kinds:
+    def _warn_unsure(self, calls: list[Call]) -> None:
+        """A G update whose D calls are all guessed real. (A D update without a fake call
+        can be a loop's real-only update: the monitor warns at a flush if no fake call
+        was seen at all, see `health`.)"""
+        kinds = [c.kind for c in calls if c.kind is not None and not c.declared]
+        if kinds and "fake" not in kinds:
             self.warn("G update without fake", (
                 "gandiag: G's update had no D call on G's outputs (its D calls were filed as "
                 "real). If the loop transforms G's samples before D, wrap that call in "
