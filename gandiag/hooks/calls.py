@@ -51,14 +51,16 @@ class Call:
     logits: Tensor | None = None
     spread: Tensor | None = None
     gradients: list[Tensor] = field(default_factory=list)  # d loss / d output, while inferring
+    samples: Tensor | None = None  # a few of its input rows, for the sample reservoir
 
 
 class DCalls:
     """Real/fake/penalty filing and pending outputs of D's calls."""
 
     def __init__(self, *, d_output: str, output_fn: Callable[[Any], Tensor] | None,
-                 device: torch.device, warn: Warn | None = None) -> None:
+                 device: torch.device, warn: Warn | None = None, reservoir: Any = None) -> None:
         self.output_kind, self.output_fn, self.device = d_output, output_fn, device
+        self.reservoir = reservoir  # a hooks.reservoir.SampleReservoir, or None
         self.warn: Warn = warn or (lambda topic, message: None)
         self.pending: list[Call] = []
         self.provenance = Provenance()
@@ -86,6 +88,8 @@ class DCalls:
             call = Call("fake" if x is not None and self.provenance.is_fake(x) else "real", False, grad_input)
         if x is not None and x.dim() >= 1 and x.shape[0] >= 2:
             call.spread = spread(x)
+        if x is not None and self.reservoir is not None:
+            call.samples = self.reservoir.copy(call.kind, x)
         self._call = call
 
     def sigmoid_input(self, args: tuple) -> None:
@@ -157,6 +161,8 @@ class DCalls:
                 filed[call.kind][0].append(call.logits)
                 if call.spread is not None:
                     filed[call.kind][1].append(call.spread)
+                if call.samples is not None:
+                    self.reservoir.add(call.kind, call.samples)
         self.filed_calls = calls  # the loss family's inference reads the D update's calls
         return filed
 

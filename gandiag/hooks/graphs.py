@@ -5,7 +5,8 @@ happening; each replay then records a row with device ops alone (the write posit
 lives on the device). So the monitor undoes the capture's counting (`capturing`), counts
 each replay (`replayed`), and a captured step commits its own row (`commit_step`).
 Steps run eagerly, not captured, while the leak check of the first steps runs; a user
-loop's loss family is decided for good before the first capture (`ready_to_capture`).
+loop's loss family is decided for good before the first capture (`ready_to_capture`),
+and its sample reservoir keeps the samples of the eager steps.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class GraphSteps:
             raise RuntimeError("monitor.capturing: the leak check of the first steps still runs "
                                "on the host; run steps eagerly until monitor.ready_to_capture()")
         with self._lock:
+            # A replay runs no Python: the sample reservoir keeps what eager steps offered.
+            self.calls.reservoir = None
             counters = self._row.snapshot()
             try:
                 yield

@@ -61,9 +61,10 @@ from gandiag.hooks.health import health_warnings
 from gandiag.hooks.infer import FamilyState, resolve_loss
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.logged import add_logged, checked_values
-from gandiag.hooks.options import check_counts, check_models, renamed_flush_every
+from gandiag.hooks.options import check_counts, check_models, check_shape, renamed_flush_every
 from gandiag.hooks.outputs import OutputStats
 from gandiag.hooks.phase import check_phase
+from gandiag.hooks.reservoir import SampleReservoir
 from gandiag.hooks.rows import row_writer
 from gandiag.hooks.steprow import StepRow
 from gandiag.hooks.updates import Recorders, UpdateMeasures
@@ -87,13 +88,14 @@ class Monitor(CallbackDriver, GraphSteps):
                  hist_bins: int = 40, hist_range: tuple[float, float] = (-10.0, 10.0),
                  weight_every: int = 50, leak_check_steps: int = 20,
                  recent: int = 10_000, overview: int = 2_000, loss: str | None = None,
+                 keep_samples: int = 2000, sample_shape: tuple[int, ...] | None = None,
                  auto_flush: bool = True, owner: str = "user", flush_every: int | None = None) -> None:
         if flush_every is not None:
             log_every = renamed_flush_every(flush_every, log_every, default=50)
         G, D = unwrap("G", G), unwrap("D", D)
         check_models(G, D, _ATTACHED)
         check_counts(log_every=(log_every, 1), weight_every=(weight_every, 0),
-                     leak_check_steps=(leak_check_steps, 0))
+                     leak_check_steps=(leak_check_steps, 0), keep_samples=(keep_samples, 0))
         super().__init__(owner=owner)
         self._G, self._D = weakref.ref(G), weakref.ref(D)
         self.log_every, self.weight_every = log_every, weight_every
@@ -118,7 +120,12 @@ class Monitor(CallbackDriver, GraphSteps):
         # leaves the models untouched.
         self.d_output, sigmoid = resolve_d_output(D, d_output)
         given = resolve_loss(loss, self.d_output)
-        self.calls = DCalls(d_output=self.d_output, output_fn=output_fn, device=device, warn=self._warn_once)
+        # A few of D's inputs for label-free coverage, about 128 of each kind per flush.
+        self.reservoir = (SampleReservoir(keep=keep_samples, sample_shape=check_shape(sample_shape),
+                                          take=max(1, -(-128 // log_every)))
+                          if keep_samples else None)
+        self.calls = DCalls(d_output=self.d_output, output_fn=output_fn, device=device,
+                            warn=self._warn_once, reservoir=self.reservoir)
         self.family = FamilyState(given, self.calls, self.stats, self._rows)  # how D's outputs are read
         optimizers = self._updates.given(opt_g, opt_d)
         if leak_check_steps > 0 and _world_size() == 1:
@@ -264,6 +271,8 @@ class Monitor(CallbackDriver, GraphSteps):
             self.family.settle(self)
             self._rows.fill(self._row.committed)
             steps, rows = self.buffer.read()
+            if self.reservoir is not None:
+                self.reservoir.absorb()
             self._row.flushed()
             records, leaks = self.layout.decode(steps, rows)
             self.history.append(records)

@@ -46,3 +46,18 @@ def renamed_flush_every(flush_every: int, log_every: int, default: int) -> int:
     warnings.warn("gandiag.attach/Monitor: flush_every= is deprecated; use log_every= (the same "
                   "cadence as TrainConfig.log_every)", DeprecationWarning, stacklevel=user_stacklevel())
     return flush_every
+
+
+def check_shape(sample_shape: Any) -> tuple[int, ...] | None:
+    """`sample_shape` (the shape of one sample, to unpack packed D inputs) as a tuple of
+    positive integers, or None."""
+    if sample_shape is None:
+        return None
+    try:
+        shape = tuple(int(n) for n in sample_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(n < 1 for n in shape) or any(isinstance(n, bool) for n in sample_shape):
+        raise ValueError(f"gandiag.attach: expected sample_shape to be the shape of one sample, "
+                         f"e.g. (3, 32, 32) or (2,), got {sample_shape!r}")
+    return shape

@@ -108,7 +108,7 @@ class Trainer(LoopControl, CallbackHost):
             if previous is not None and previous.owner == "trainer":
                 previous.remove()  # the trainer this replaces (a re-run notebook cell)
         self.monitor = Monitor(G, D, opt_g=self.opt_g, opt_d=self.opt_d, log_every=config.log_every,
-                               loss=config.loss, auto_flush=False, owner="trainer")
+                               loss=config.loss, keep_samples=0, auto_flush=False, owner="trainer")
         # One callback list, driven by both: the monitor hands each batch of records and
         # each alert to it (on_records, on_alert), the trainer everything else.
         self.monitor.host = self
