@@ -14,12 +14,13 @@ from torch import nn
 from gandiag.core.family import known_family
 from gandiag.detect.live import watch
 from gandiag.hooks.monitor import Monitor
+from gandiag.metrics.coverage import LabelFreeCoverage
 from gandiag.store.recorder import StoreRecorder
 
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
            config: Mapping[str, Any] | None = None, diagnose: bool | Mapping[str, Any] = False,
-           loss: str | None = None, **options: Any) -> Monitor:
+           loss: str | None = None, coverage_every: int | None = 500, **options: Any) -> Monitor:
     """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
 
     `loss`: the loss D is trained with, which says how to read its outputs ('nonsaturating'
@@ -37,7 +38,11 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
     `monitor.diagnosis.alerts` lists what they found, each new alert is shown as a
     `GANAlertWarning` and written to the store.
 
-    Both are `gandiag.Callback`s driven by the monitor (`monitor.callbacks`); add your
+    Every `coverage_every` steps (None: never) the real and fake samples the monitor kept
+    are compared without labels (`gandiag.metrics.LabelFreeCoverage`: `coverage/*` keys);
+    `sample_shape=` unpacks a packed D's inputs, `keep_samples=0` keeps none.
+
+    These are `gandiag.Callback`s driven by the monitor (`monitor.callbacks`); add your
     own with `monitor.add_callback(...)`, the same objects a `Trainer` takes.
 
     >>> from torch import nn
@@ -56,6 +61,8 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
         config.setdefault("loss", monitor.family.current.spec if loss is None else loss)
     monitor.config = config
     try:
+        if coverage_every is not None and monitor.reservoir is not None:
+            monitor.coverage = monitor.add_callback(LabelFreeCoverage(every=coverage_every))
         if diagnose:
             monitor.diagnosis = watch(monitor, **(dict(diagnose) if isinstance(diagnose, Mapping) else {}))
         if store is not None:

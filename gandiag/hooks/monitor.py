@@ -105,6 +105,7 @@ class Monitor(CallbackDriver, GraphSteps):
         self.end_status = "running"  # how the loop ended, set by remove() (see Callback)
         self.writer: Any = None  # the RunWriter of attach(store=...)
         self.diagnosis: Any = None  # the live gandiag.detect.Diagnosis of attach(diagnose=True)
+        self.coverage: Any = None  # the gandiag.metrics.LabelFreeCoverage of attach(coverage_every=...)
         device = next((p.device for p in D.parameters()), torch.device("cpu"))
         self.buffer = DeviceBuffer(device, capacity=2 * log_every)
         self.stats = OutputStats(bins=hist_bins, value_range=hist_range)

@@ -2,8 +2,9 @@
 
 Pure math in `gandiag.metrics.functional` (re-exported here), streaming classes with
 `update / compute / reset` in `streaming`, a digits classifier and a registry of feature
-extractors for FID/KID and class coverage, and `MetricSchedule`, the callback that
-evaluates metrics on fixed noise during training.
+extractors for FID/KID and class coverage, `MetricSchedule`, the callback that
+evaluates metrics on fixed noise during training, and `LabelFreeCoverage`, the callback
+that compares the real and fake samples a user loop's monitor kept, without labels.
 
     >>> import torch, gandiag
     >>> real = torch.randn(200, 16, generator=torch.Generator().manual_seed(0))
@@ -12,6 +13,7 @@ evaluates metrics on fixed noise during training.
     [1.0, 1.0, 1.0, 1.0]
 """
 
+from gandiag.metrics.coverage import LabelFreeCoverage
 from gandiag.metrics.classifier import DigitsClassifier, classify, load_digits_classifier, stacked_labels
 from gandiag.metrics.extractors import (extract_features, extractor_names, get_extractor,
                                         register_extractor)
@@ -22,7 +24,7 @@ from gandiag.metrics.schedule import MetricSchedule
 from gandiag.metrics.streaming import FID, PRDC, Metric, ModeCoverage, ToyCoverage
 
 __all__ = [
-    "FID", "PRDC", "DigitsClassifier", "Metric", "MetricSchedule", "ModeCoverage", "ToyCoverage",
+    "FID", "PRDC", "DigitsClassifier", "LabelFreeCoverage", "Metric", "MetricSchedule", "ModeCoverage", "ToyCoverage",
     "classify", "extract_features", "extractor_names", "feature_statistics", "fid",
     "fixed_noise_drift", "frechet_distance", "get_extractor", "kid", "load_digits_classifier",
     "mean_pairwise_distance", "mode_stats", "near_duplicate_rate", "prdc", "register_extractor",

@@ -8,7 +8,9 @@ features ``(B, F)``. The built-ins register exactly as a user would:
   ``(B, 1, 8, 8)`` samples in [-1, 1];
 - ``"digits-stacked"``: the same for each channel of ``(B, 3, 8, 8)`` stacked digits,
   concatenated (channel 0 first): 192 features;
-- ``"pixels"``: the samples flattened, ``(B, C*H*W)``; for small data and toy mixtures.
+- ``"pixels"``: the samples flattened, ``(B, C*H*W)``; for small data and toy mixtures;
+- ``"random-conv"``: a fixed, randomly initialised conv net (256 features) for images of
+  any size and channel count, the label-free coverage's default for images.
 
 No weights are ever downloaded. To use Inception (or any network) features, load weights
 you already have and register a factory; with ``my_inception`` an ``nn.Module`` built from
@@ -238,7 +240,38 @@ def _pixels_factory(device: torch.device) -> Extractor:
     return pixels
 
 
+def _random_conv_factory(device: torch.device) -> Extractor:
+    """A fixed, randomly initialised conv net (the same weights on every machine: drawn
+    from a seeded CPU generator): three 3x3 stride-2 convolutions with ReLU (32, 64, 128
+    channels, He-scaled weights), then the mean and the max of each channel over the
+    image: 256 features. Naeem et al. (2020) found such random embeddings usable for
+    precision/recall/density/coverage where ImageNet features do not fit the data."""
+    weights: dict[int, list[torch.Tensor]] = {}  # by input channels
+
+    def layers(channels: int) -> list[torch.Tensor]:
+        if channels not in weights:
+            generator = torch.Generator().manual_seed(20181210 + channels)
+            sizes, made = [channels, 32, 64, 128], []
+            for fan_in, fan_out in zip(sizes, sizes[1:]):
+                w = torch.randn(fan_out, fan_in, 3, 3, generator=generator, dtype=torch.float64)
+                made.append((w * (2.0 / (fan_in * 9)) ** 0.5).to(device, torch.float32))
+            weights[channels] = made
+        return weights[channels]
+
+    def random_conv(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or min(x.shape[2:]) < 8:
+            raise ValueError(f"extractor 'random-conv': expected images (B, C, H, W) of at least "
+                             f"8x8, got shape {tuple(x.shape)}; {_OTHER_SIZES}")
+        h = x.to(device, torch.float32)
+        for w in layers(x.shape[1]):
+            h = torch.relu(torch.nn.functional.conv2d(h, w, stride=2, padding=1))
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+    return random_conv
+
+
 register_extractor("digits", _digits_factory)
 register_extractor("digits-stacked", _digits_stacked_factory)
 register_extractor("pixels", _pixels_factory)
+register_extractor("random-conv", _random_conv_factory)
 _BUILT_IN.update(_FACTORIES)

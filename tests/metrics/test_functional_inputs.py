@@ -16,8 +16,9 @@ def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
 
 def test_every_public_function_is_exported() -> None:
     assert sorted(F.__all__) == [
-        "feature_statistics", "fid", "fixed_noise_drift", "frechet_distance", "kid",
-        "mean_pairwise_distance", "mode_stats", "near_duplicate_rate", "prdc",
+        "Bins", "bin_of", "binned_coverage", "feature_statistics", "fid", "fit_bins",
+        "fixed_noise_drift", "frechet_distance", "kid", "mean_pairwise_distance", "mode_stats",
+        "near_duplicate_rate", "null_ndb", "prdc",
         "relative_diversity", "toy_coverage",
     ]
 

@@ -4,7 +4,9 @@ Every function accepts torch tensors (any device; the math runs there, in float6
 numpy arrays (on the CPU), checks shapes and values, and returns floats, ints or dicts of
 them. The streaming metrics in :mod:`gandiag.metrics` hold state and call these.
 
-- mode coverage: :func:`mode_stats` (class labels), :func:`toy_coverage` (ring, grid);
+- mode coverage: :func:`mode_stats` (class labels), :func:`toy_coverage` (ring, grid),
+  :func:`binned_coverage` (no labels: NDB and JSD over k-means bins from :func:`fit_bins`,
+  against the data's own level from :func:`null_ndb`);
 - sample quality: :func:`prdc`, :func:`fid` (:func:`frechet_distance`,
   :func:`feature_statistics`), :func:`kid`;
 - cheap collapse signals: :func:`mean_pairwise_distance`, :func:`relative_diversity`,
@@ -17,6 +19,7 @@ Example:
     {'modes': 2, 'kl': 0.0}
 """
 
+from gandiag.metrics.functional.binned import Bins, bin_of, binned_coverage, fit_bins, null_ndb
 from gandiag.metrics.functional.diversity import (
     fixed_noise_drift,
     mean_pairwise_distance,
@@ -29,14 +32,19 @@ from gandiag.metrics.functional.modes import mode_stats, toy_coverage
 from gandiag.metrics.functional.prdc import prdc
 
 __all__ = [
+    "Bins",
+    "bin_of",
+    "binned_coverage",
     "feature_statistics",
     "fid",
+    "fit_bins",
     "fixed_noise_drift",
     "frechet_distance",
     "kid",
     "mean_pairwise_distance",
     "mode_stats",
     "near_duplicate_rate",
+    "null_ndb",
     "prdc",
     "relative_diversity",
     "toy_coverage",

@@ -1,0 +1,143 @@
+"""`LabelFreeCoverage`: does G cover the user's own data? No labels, no extra G call.
+
+A monitor attached to a user's loop keeps a sample of D's real inputs and of G's recent
+samples as D saw them (`gandiag.hooks.reservoir`). Every `every` steps this callback
+compares them, in a background thread (the training step does not wait; the result is
+recorded at the next flush, on the training thread):
+
+- in one embedding of the samples: the samples themselves when they are small (at most
+  64 numbers: toy points, 8x8 digits), a fixed randomly initialised conv net for images
+  (`extractor="random-conv"`, see `gandiag.metrics.extractors`), or a registered
+  extractor named by the user;
+- binned coverage (Richardson & Weiss 2018, `functional.binned`): k-means bins fitted
+  once, on the first full real sample; NDB / k, JSD and the share of bins covered, of
+  `n` recent fakes against `n` reals;
+- precision, recall, density, coverage (Naeem et al. 2020, `functional.prdc`, k = 5) of
+  the same samples;
+- the data's own null level: NDB / k and JSD of `n` reals against `n` other reals over
+  the same bins (`null_ndb`, 95th percentile of 200 draws), so that a detector compares
+  with what two real samples of that size give, not with a constant.
+
+Recorded as `coverage/ndb`, `coverage/jsd`, `coverage/bins_covered`,
+`coverage/precision`, `coverage/recall`, `coverage/density`, `coverage/coverage`,
+`coverage/ndb_null`, `coverage/jsd_null` at the step whose samples were compared; the
+latest bin shares are in `latest` (for a picture of real vs fake shares per bin).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from gandiag.core.callback import Callback
+from gandiag.core.caller import user_stacklevel
+from gandiag.metrics.extractors import get_extractor
+from gandiag.metrics.functional.binned import binned_coverage, fit_bins, null_ndb
+from gandiag.metrics.functional.prdc import prdc
+
+SMALL = 64  # samples of at most this many numbers are compared as they are
+
+
+class LabelFreeCoverage(Callback):
+    """Label-free coverage of a user loop's data (see the module doc). `every`: steps
+    between evaluations; `bins`: k of the k-means bins; `n`: samples of each kind
+    compared (at most: fewer while the reservoir fills); `min_real`: reals needed
+    before the bins are fitted; `extractor`: an embedding's registered name (default:
+    chosen from the samples' shape)."""
+
+    rank_zero_only = True
+
+    def __init__(self, *, every: int = 500, bins: int = 50, n: int = 1000, min_real: int = 1000,
+                 extractor: str | None = None, seed: int = 0) -> None:
+        for name, value, least in (("every", every, 1), ("bins", bins, 2), ("n", n, 2 * bins),
+                                   ("min_real", min_real, 2 * bins)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"LabelFreeCoverage: expected {name} to be an integer >= {least}, "
+                                 f"got {value!r}")
+        self.every, self.k, self.n, self.min_real = every, bins, n, min_real
+        self.extractor, self.seed = extractor, seed
+        self.bins: Any = None  # fitted at the first evaluation
+        self.null: dict[str, float] | None = None
+        self.latest: dict[str, Any] | None = None  # the last evaluation, bin shares included
+        self._embed: Any = None
+        self._last = 0
+        self._job: threading.Thread | None = None
+        self._result: tuple[int, dict[str, Any]] | None = None
+        self.error: BaseException | None = None
+        self._rng = np.random.default_rng(seed)
+
+    def on_flush(self, host: Any, records: Any) -> None:
+        self._record(host)
+        reservoir = getattr(host, "reservoir", None)
+        if (reservoir is None or self._job is not None or host.step - self._last < self.every
+                or reservoir.real is None or reservoir.fake is None
+                or len(reservoir.real) < (self.min_real if self.bins is None else 2 * self.k)
+                or len(reservoir.fake) < 2 * self.k):
+            return
+        self._last = host.step
+        real, fake = reservoir.real.copy(), reservoir.fake.copy()
+        self._job = threading.Thread(target=self._evaluate, args=(host.step, real, fake),
+                                     name="gandiag-coverage", daemon=True)
+        self._job.start()
+
+    def on_fit_end(self, host: Any) -> None:
+        if self._job is not None:
+            self._job.join()
+        self._record(host)
+
+    def _record(self, host: Any) -> None:
+        """On the training thread: record a finished evaluation, or say why it failed."""
+        if self._job is None or self._job.is_alive():
+            return
+        self._job = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            warnings.warn(f"gandiag: the label-free coverage failed ({type(error).__name__}: {error}); "
+                          "training goes on, and the next evaluation tries again", stacklevel=user_stacklevel())
+        if self._result is not None:
+            step, values = self._result
+            self._result = None
+            host.record({f"coverage/{name}": value for name, value in values.items()}, step=step)
+
+    def _evaluate(self, step: int, real: np.ndarray, fake: np.ndarray) -> None:
+        try:
+            with torch.no_grad():
+                real_f, fake_f = self._features(real), self._features(fake)
+            if self.bins is None:
+                self.bins = fit_bins(real_f, self.k, seed=self.seed)
+            n = min(self.n, len(real_f) // 2, len(fake_f))
+            reals = real_f[self._rng.choice(len(real_f), n, replace=False)]
+            fakes = fake_f[-n:]  # all of the reservoir's fakes are recent (the last `keep`)
+            null = null_ndb(self.bins, real_f, n, n_real=n, seed=self.seed)
+            binned = binned_coverage(self.bins, reals, fakes)
+            quality = prdc(reals, fakes)
+            values = {"ndb": binned["ndb_k"], "jsd": binned["jsd"], "bins_covered": binned["bins_covered"],
+                      **{name: float(quality[name]) for name in ("precision", "recall", "density", "coverage")},
+                      "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"]}
+            self.latest = {"step": step, **values, "real_shares": binned["real_shares"],
+                           "fake_shares": binned["fake_shares"]}
+            self._result = (step, values)
+        except Exception as error:  # shown by the next flush's record, never kills training
+            self.error = error
+            self._result = None
+
+    def _features(self, samples: np.ndarray) -> np.ndarray:
+        if self._embed is None:
+            self._embed = get_extractor(self.extractor or default_extractor(samples.shape[1:]), "cpu")
+        out = self._embed(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
+        return out.double().numpy()
+
+
+def default_extractor(sample_shape: tuple[int, ...]) -> str:
+    """'pixels' for samples of at most `SMALL` numbers, 'random-conv' for images (C, H, W)
+    of at least 8x8, else 'pixels'."""
+    if math.prod(sample_shape) <= SMALL:
+        return "pixels"
+    if len(sample_shape) == 3 and min(sample_shape[1:]) >= 8:
+        return "random-conv"
+    return "pixels"
