@@ -9,7 +9,8 @@
 What the hooks do (no host-device sync anywhere on the step):
 - D's forward hooks keep D's outputs until the next optimizer step says which update the
   calls served; they are then filed real, fake or penalty input (`calls`, `phase`), so
-  D-step and G-step values never mix.
+  D-step and G-step values never mix. A few rows of D's real and fake inputs are copied
+  for label-free coverage (`reservoir`, `keep_samples`, `sample_shape`).
 - The optimizer step pre-hooks measure per-layer gradient norms of the model about to be
   updated (unscaled: AMP's GradScaler unscales before the step), every `weight_every`
   steps also weight norms, update/weight ratios and the learning rate (`updates`), and
