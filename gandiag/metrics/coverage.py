@@ -73,26 +73,34 @@ class LabelFreeCoverage(Callback):
 
     def on_flush(self, host: Any, records: Any) -> None:
         self._record(host)
-        reservoir = getattr(host, "reservoir", None)
-        if (reservoir is None or self._job is not None or host.step - self._last < self.every
-                or reservoir.real is None or reservoir.fake is None
-                or len(reservoir.real) < (self.min_real if self.bins is None else 2 * self.k)
-                or len(reservoir.fake) < 2 * self.k):
-            return
-        self._last = host.step
-        real, fake = reservoir.real.copy(), reservoir.fake.copy()
-        self._job = threading.Thread(target=self._evaluate, args=(host.step, real, fake),
-                                     name="gandiag-coverage", daemon=True)
-        self._job.start()
+        if self._job is None and self._due(host):
+            self._last = host.step
+            real, fake = host.reservoir.real.copy(), host.reservoir.fake.copy()
+            self._job = threading.Thread(target=self._evaluate, args=(host.step, real, fake),
+                                         name="gandiag-coverage", daemon=True)
+            self._job.start()
 
     def on_fit_end(self, host: Any) -> None:
+        """The loop is over: the running evaluation is waited for, and one that fell due
+        while it ran (or since) is made now, so a run ends with its last samples compared."""
         if self._job is not None:
             self._job.join()
-        self._record(host)
+            self._record(host)
+        if self._due(host):
+            self._last = host.step
+            self._evaluate(host.step, host.reservoir.real.copy(), host.reservoir.fake.copy())
+            self._record(host)
+
+    def _due(self, host: Any) -> bool:
+        reservoir = getattr(host, "reservoir", None)
+        return (reservoir is not None and host.step - self._last >= self.every
+                and reservoir.real is not None and reservoir.fake is not None
+                and len(reservoir.real) >= (self.min_real if self.bins is None else 2 * self.k)
+                and len(reservoir.fake) >= 2 * self.k)
 
     def _record(self, host: Any) -> None:
         """On the training thread: record a finished evaluation, or say why it failed."""
-        if self._job is None or self._job.is_alive():
+        if self._job is not None and self._job.is_alive():
             return
         self._job = None
         if self.error is not None:

@@ -2,6 +2,8 @@
 ring (all modes, half of them) and on digits through the random conv embedding, and the
 callback's life in a real loop (recorded at the step compared, in the history and store)."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -84,7 +86,15 @@ def test_bad_options_are_clear_errors():
         LabelFreeCoverage(n=10)
 
 
-def test_a_user_loop_records_coverage_in_its_history_and_store(tmp_path):
+@pytest.mark.parametrize("slow", [False, True], ids=["quick", "evaluation-slower-than-the-steps"])
+def test_a_user_loop_records_coverage_in_its_history_and_store(tmp_path, monkeypatch, slow):
+    if slow:  # a loaded machine: the evaluation outlasts the steps until the next one is due
+        evaluate = LabelFreeCoverage._evaluate
+
+        def slow_evaluate(self, *args):
+            time.sleep(0.5)
+            evaluate(self, *args)
+        monkeypatch.setattr(LabelFreeCoverage, "_evaluate", slow_evaluate)
     torch.manual_seed(0)
     G = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
     D = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
