@@ -62,7 +62,6 @@ class LabelFreeCoverage(Callback):
         self.every, self.k, self.n, self.min_real = every, bins, n, min_real
         self.extractor, self.seed = extractor, seed
         self.bins: Any = None  # fitted at the first evaluation
-        self.null: dict[str, float] | None = None
         self.latest: dict[str, Any] | None = None  # the last evaluation, bin shares included
         self._embed: Any = None
         self._last = 0
