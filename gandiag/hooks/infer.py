@@ -129,7 +129,7 @@ class FamilyInference:
                 eps = torch.finfo(total.dtype).eps if total.is_floating_point() else 2.0 ** -23
                 calls.setdefault((kind, outputs.numel(), eps), []).append(
                     (outputs.float().cpu().numpy().ravel(), total.float().cpu().numpy().ravel()))  # sync ok: flush
-        self.evidence = [e for e in self.evidence if not e[2]]  # keep calls whose backward is to come
+        self.evidence = []  # read: calls are added at D's step, after their backward
         shapes = [(kind, *call_shape(o, g, eps)) for (kind, _, eps), pairs in calls.items() for o, g in pairs]
         found = decide(s for s in shapes if s[1] != "unclear")
         if found is None:
