@@ -80,3 +80,13 @@ def test_saturating_g_gradient_vanishes_where_nonsaturating_does_not():
 def test_unknown_loss_names_the_choices():
     with pytest.raises(ValueError, match="unknown loss 'wgan_gp'.*wgan-gp"):
         get_loss("wgan_gp")
+
+
+def test_every_trainer_loss_has_a_family_to_read_d_by():
+    """The monitor reads D's outputs by the loss's family (gandiag.core.family): a loss the
+    Trainer offers must have one, with the threshold its targets imply."""
+    from gandiag.core.family import family_of
+    from gandiag.train.losses import LOSSES
+    families = {name: family_of(name) for name in LOSSES}
+    assert families["lsgan"].center == 0.5 and families["wgan-gp"].center is None
+    assert {f.name for f in families.values()} <= {"logits", "lsgan", "hinge", "wgan"}
