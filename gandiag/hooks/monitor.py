@@ -51,7 +51,7 @@ import torch.optim.optimizer as optim_hooks
 from torch import Tensor, nn
 
 from gandiag.core.history import History
-from gandiag.core.records import Records
+from gandiag.core.records import Histograms, Records
 from gandiag.hooks.buffer import DeviceBuffer, _world_size
 from gandiag.hooks.calls import DCalls
 from gandiag.hooks.checks import resolve_d_output, unwrap
@@ -282,12 +282,14 @@ class Monitor(CallbackDriver, GraphSteps):
         self._flushed(records)
         return records
 
-    def record(self, scalars: Mapping[str, float], *, step: int | None = None) -> Records:
+    def record(self, scalars: Mapping[str, float], *, step: int | None = None,
+               histograms: Mapping[str, Histograms] | None = None) -> Records:
         """Record host values measured outside the hooks (e.g. `metric/<name>` from a metric
         schedule) at `step` (default: the current step): into the history and to every
-        callback's `on_records`, like a flush."""
+        callback's `on_records`, like a flush. `histograms`: key -> Histograms of that step."""
         at = np.array([self.step if step is None else int(step)], dtype=np.int64)
-        records = Records(scalars={key: (at, np.array([float(value)])) for key, value in scalars.items()})
+        records = Records(scalars={key: (at, np.array([float(value)])) for key, value in scalars.items()},
+                          histograms=dict(histograms or {}))
         with self._lock:
             self.history.append(records)
         self._deliver(records)

@@ -86,6 +86,15 @@ class SampleReservoir:
             pending.clear()
             self._waiting[kind] = 0
 
+    def recent_fakes(self, n: int) -> np.ndarray | None:
+        """A copy of the `n` most recent fake rows (fewer while fewer are kept), oldest first."""
+        if self.fake is None:
+            return None
+        held, full = self.fake, len(self.fake)
+        if self._fake_next and self._fake_next % full:  # the ring has wrapped: oldest at _fake_next
+            held = np.roll(held, -(self._fake_next % full), axis=0)
+        return held[-n:].copy()
+
     def _capacity(self, sample: np.ndarray) -> int:
         return max(1, min(self.keep, self.max_bytes // max(sample.nbytes, 1)))
 
@@ -123,7 +132,7 @@ class SampleReservoir:
         return held
 
     def _recent(self, held: np.ndarray, rows: np.ndarray, capacity: int) -> np.ndarray:
-        """The `capacity` most recent rows, as a ring (order does not matter to a metric)."""
+        """The `capacity` most recent rows, as a ring (`recent_fakes` reads it in order)."""
         rows = rows[-capacity:]
         if len(held) < capacity:
             room = capacity - len(held)

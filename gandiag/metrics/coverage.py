@@ -36,6 +36,7 @@ import torch
 
 from gandiag.core.callback import Callback
 from gandiag.core.caller import user_stacklevel
+from gandiag.core.records import Histograms
 from gandiag.metrics.extractors import get_extractor
 from gandiag.metrics.functional.binned import binned_coverage, fit_bins, null_ndb
 from gandiag.metrics.functional.prdc import prdc
@@ -69,12 +70,13 @@ class LabelFreeCoverage(Callback):
         self._result: tuple[int, dict[str, Any]] | None = None
         self.error: BaseException | None = None
         self._rng = np.random.default_rng(seed)
+        self._starved: np.ndarray | None = None  # the bins starved at the last evaluation
 
     def on_flush(self, host: Any, records: Any) -> None:
         self._record(host)
         if self._job is None and self._due(host):
             self._last = host.step
-            real, fake = host.reservoir.real.copy(), host.reservoir.fake.copy()
+            real, fake = self._samples(host)
             self._job = threading.Thread(target=self._evaluate, args=(host.step, real, fake),
                                          name="gandiag-coverage", daemon=True)
             self._job.start()
@@ -87,15 +89,30 @@ class LabelFreeCoverage(Callback):
             self._record(host)
         if self._due(host):
             self._last = host.step
-            self._evaluate(host.step, host.reservoir.real.copy(), host.reservoir.fake.copy())
+            self._evaluate(host.step, *self._samples(host))
             self._record(host)
 
     def _due(self, host: Any) -> bool:
+        n_real, n_fake = self._available(host)
+        return (host.step - self._last >= self.every
+                and n_real >= (self.min_real if self.bins is None else 2 * self.k)
+                and n_fake >= 2 * self.k)
+
+    def _available(self, host: Any) -> tuple[int, int]:
+        """How many real and fake samples the host can give now."""
         reservoir = getattr(host, "reservoir", None)
-        return (reservoir is not None and host.step - self._last >= self.every
-                and reservoir.real is not None and reservoir.fake is not None
-                and len(reservoir.real) >= (self.min_real if self.bins is None else 2 * self.k)
-                and len(reservoir.fake) >= 2 * self.k)
+        if reservoir is None or reservoir.real is None:
+            return 0, 0
+        if callable(getattr(host, "coverage_fakes", None)):  # a Trainer draws its own
+            return len(reservoir.real), self.n
+        return len(reservoir.real), 0 if reservoir.fake is None else len(reservoir.fake)
+
+    def _samples(self, host: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Copies, taken on the training thread: the kept reals, and the `n` most recent
+        fakes D saw (or, from a Trainer, `n` samples of G on fixed noise)."""
+        draw = getattr(host, "coverage_fakes", None)
+        fake = draw(self.n) if callable(draw) else host.reservoir.recent_fakes(self.n)
+        return host.reservoir.real.copy(), fake
 
     def _record(self, host: Any) -> None:
         """On the training thread: record a finished evaluation, or say why it failed."""
@@ -107,9 +124,12 @@ class LabelFreeCoverage(Callback):
             warnings.warn(f"gandiag: the label-free coverage failed ({type(error).__name__}: {error}); "
                           "training goes on, and the next evaluation tries again", stacklevel=user_stacklevel())
         if self._result is not None:
-            step, values = self._result
+            step, values, counts = self._result
             self._result = None
-            host.record({f"coverage/{name}": value for name, value in values.items()}, step=step)
+            edges = np.arange(self.bins.k + 1, dtype=np.float64)  # one histogram bin per k-means bin
+            host.record({f"coverage/{name}": value for name, value in values.items()}, step=step,
+                        histograms={f"coverage/{kind}_bins": Histograms(np.array([step]), edges, row[None])
+                                    for kind, row in counts.items()})
 
     def _evaluate(self, step: int, real: np.ndarray, fake: np.ndarray) -> None:
         try:
@@ -119,16 +139,23 @@ class LabelFreeCoverage(Callback):
                 self.bins = fit_bins(real_f, self.k, seed=self.seed)
             n = min(self.n, len(real_f) // 2, len(fake_f))
             reals = real_f[self._rng.choice(len(real_f), n, replace=False)]
-            fakes = fake_f[-n:]  # all of the reservoir's fakes are recent (the last `keep`)
+            fakes = fake_f[-n:]  # the most recent
             null = null_ndb(self.bins, real_f, n, n_real=n, seed=self.seed)
             binned = binned_coverage(self.bins, reals, fakes)
             quality = prdc(reals, fakes)
+            real_counts = np.rint(np.asarray(binned["real_shares"]) * n)
+            fake_counts = np.rint(np.asarray(binned["fake_shares"]) * n)
+            starved = (real_counts > 0) & (4 * fake_counts < real_counts)  # as bins_covered counts
             values = {"ndb": binned["ndb_k"], "jsd": binned["jsd"], "bins_covered": binned["bins_covered"],
                       **{name: float(quality[name]) for name in ("precision", "recall", "density", "coverage")},
-                      "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"]}
+                      "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"],
+                      "starved_null": null["starved_quantile"], "n": float(n)}
+            if self._starved is not None:  # bins starved now that were not at the last evaluation
+                values["starved_new"] = float(np.count_nonzero(starved & ~self._starved)) / self.bins.k
+            self._starved = starved
             self.latest = {"step": step, **values, "real_shares": binned["real_shares"],
-                           "fake_shares": binned["fake_shares"]}
-            self._result = (step, values)
+                           "fake_shares": binned["fake_shares"], "starved": np.flatnonzero(starved).tolist()}
+            self._result = (step, values, {"real": real_counts, "fake": fake_counts})
         except Exception as error:  # shown by the next flush's record, never kills training
             self.error = error
             self._result = None

@@ -30,9 +30,10 @@ class CallbackHost:
     def callbacks(self, callbacks: Iterable[Callback]) -> None:
         self.monitor.callbacks = list(callbacks)
 
-    def record(self, values: dict[str, float], *, step: int | None = None) -> Records:
+    def record(self, values: dict[str, float], *, step: int | None = None,
+               histograms: dict[str, Any] | None = None) -> Records:
         """Record host-measured values (e.g. metric/<name>) at `step` (default: now)."""
-        return self.monitor.record(values, step=step)
+        return self.monitor.record(values, step=step, histograms=histograms)
 
     def alert(self, alert: Alert) -> None:
         """Announce a detector's alert to every callback (`on_alert`); kept in `alerts`."""

@@ -22,8 +22,8 @@ class Host:
         self.reservoir = SampleReservoir(keep=len(real))
         self.reservoir.real, self.reservoir.fake = real.astype(np.float32), fake.astype(np.float32)
 
-    def record(self, values, step=None):
-        self.recorded = {"step": step, **values}
+    def record(self, values, step=None, histograms=None):
+        self.recorded = {"step": step, **values, **(histograms or {})}
 
 
 def evaluate(real, fake, **options):

@@ -230,7 +230,8 @@ def null_ndb(
     samples for the sizes of the comparison you judge.
 
     Returns:
-        ``{"ndb_k_mean", "ndb_k_quantile", "jsd_mean", "jsd_quantile"}`` (floats: the mean
+        ``{"ndb_k_mean", "ndb_k_quantile", "jsd_mean", "jsd_quantile", "starved_mean",
+        "starved_quantile"}`` (floats, starved = 1 − bins_covered: the mean
         over draws and the ``quantile``-th quantile, an observed value at or above it,
         numpy's ``method="higher"``), with ``"quantile"``, ``"draws"``, ``"k"``,
         ``"n_real"`` and ``"n_fake"``.
@@ -264,13 +265,15 @@ def null_ndb(
         shuffled = labels[rng.permutation(pool)]
         fake_counts[draw] = np.bincount(shuffled[:n_fake], minlength=bins.k)
         real_counts[draw] = np.bincount(shuffled[n_fake:n_fake + n_real], minlength=bins.k)
-    ndb, jsd, _, _ = _compare(real_counts, fake_counts, critical)
-    ndb_k = ndb / bins.k
+    ndb, jsd, covered, _ = _compare(real_counts, fake_counts, critical)
+    ndb_k, starved = ndb / bins.k, 1 - covered
     return {
         "ndb_k_mean": float(ndb_k.mean()),
         "ndb_k_quantile": float(np.quantile(ndb_k, quantile, method="higher")),
         "jsd_mean": float(jsd.mean()),
         "jsd_quantile": float(np.quantile(jsd, quantile, method="higher")),
+        "starved_mean": float(starved.mean()),
+        "starved_quantile": float(np.quantile(starved, quantile, method="higher")),
         "quantile": quantile, "draws": draws, "k": bins.k, "n_real": n_real, "n_fake": n_fake,
     }
 
