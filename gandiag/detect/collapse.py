@@ -1,17 +1,28 @@
 """`mode_collapse`: G covers fewer modes of the data than it should.
 
-Two kinds of evidence, each enough on its own:
+Three kinds of evidence, each enough on its own:
 - *coverage* (when metrics are scheduled, `metric/<name>`): a coverage metric
   (`fair_modes`, `modes`, `coverage`, `recall`) falls `drop` (a share) below its best so
   far, or a KL to uniform (`reverse_kl`, `kl`) reaches `kl` (e^-0.5: only ~61 % of the modes effectively used) or
   rises `kl_rise` above its lowest, on `evaluations` consecutive evaluations after the
   warm-up, ignoring evaluations where the toy metric's `metric/hq` is under `min_hq`
   (modes are counted on high-quality samples: with few of them the count says little);
+- *label-free coverage* (`coverage/*`, from `gandiag.metrics.LabelFreeCoverage`, on by
+  default in `attach` and the Trainer): the data is cut into 10 k-means regions, each
+  about a tenth of it, and G's share of each region is compared with the data's. The
+  regions' JSD reaches `jsd_factor` times what two real samples of the same size give
+  (`coverage/regions_jsd_null`, measured on the data itself), on `evaluations`
+  consecutive evaluations where at least `min_precision` of G's samples lie on the data
+  (PRDC precision: with G still off the data, where its few on-data samples fall says
+  little). Five times the null is about one region (a tenth of the data) getting a fifth
+  of its share, or one region getting five times its share. The alert names the regions
+  and the fine bins starved (fake share under a quarter of the real share) and since
+  when, and says when the starved regions move between evaluations (mode hopping);
 - *diversity* (always recorded by the hooks): the rolling median of `D/spread_ratio`, the
   spread (mean pairwise distance) of D's fake inputs over that of its real inputs, stays
   below `spread` for `persist` records: fake batches far less diverse than real ones.
-One collapse is one alert: while one kind of evidence has an alert running, the other
-does not raise a second. A coverage alert quotes the evaluation recorded at the step that
+One collapse is one alert: while one kind of evidence has an alert running, the others
+do not raise a second. A coverage alert quotes the evaluation recorded at the step that
 raised it and names that step and the step of each best value, so its numbers are the
 ones the run store and the progress line hold for those steps.
 """
@@ -25,6 +36,7 @@ import numpy as np
 from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import asof, fmt, nan_median, rolling, tail
+from gandiag.metrics.coverage import REGIONS
 
 HIGHER_IS_MORE_MODES = ("metric/fair_modes", "metric/modes", "metric/coverage", "metric/recall")
 KL_TO_UNIFORM = ("metric/reverse_kl", "metric/kl")
@@ -53,17 +65,19 @@ class ModeCollapse(Detector):
     kl_rise: float = 0.3
     evaluations: int = 2
     min_hq: float = 0.2
+    jsd_factor: float = 5.0
+    min_precision: float = 0.2
 
     def lookback(self) -> int:
         return self.spread_window
 
     def scan(self, view: View, warmup: int) -> list[Alert]:
-        alerts = self._coverage(view, warmup) + self._diversity(view, warmup)
+        alerts = self._coverage(view, warmup) + self._regions(view, warmup) + self._diversity(view, warmup)
         return sorted(alerts, key=lambda a: a.detected_at)
 
-    def _quiet(self, other: str) -> bool:
-        episode = self.episodes.get(other)
-        return episode is not None and episode.active
+    def _quiet(self, *others: str) -> bool:
+        return any(self.episodes.get(other) is not None and self.episodes[other].active
+                   for other in others)
 
     def _coverage(self, view: View, warmup: int) -> list[Alert]:
         keys = [k for k in HIGHER_IS_MORE_MODES + KL_TO_UNIFORM if k in view]
@@ -94,7 +108,7 @@ class ModeCollapse(Detector):
         self.state["ignored_low_hq"] = ignored_before + len(ignored)
         alerts = []
         for start, index in self.episode("coverage", persist=self.evaluations).feed(steps, condition):
-            if not self._quiet("diversity"):
+            if not self._quiet("diversity", "regions"):
                 at = int(steps[index])
                 n_ignored = ignored_before + int(np.count_nonzero(ignored <= at))
                 alerts.append(self._coverage_alert(view, bests, start, at, n_ignored))
@@ -149,6 +163,73 @@ class ModeCollapse(Detector):
                      f"{_coverage_headline(fired)} at step {at}: " + "; ".join(parts) + note, evidence,
                      _WHY, list(_FIXES), detected_at=at)
 
+    def _regions(self, view: View, warmup: int) -> list[Alert]:
+        if "coverage/regions_jsd" not in view or "coverage/regions_jsd_null" not in view:
+            return []
+        steps, jsd = view.new("coverage/regions_jsd")
+        null = asof(steps, *view.get("coverage/regions_jsd_null"))
+        judged = steps >= warmup
+        if "coverage/precision" in view:  # G still off the data: no evidence either way
+            with np.errstate(invalid="ignore"):
+                judged &= asof(steps, *view.get("coverage/precision")) >= self.min_precision
+        with np.errstate(invalid="ignore"):
+            bad = jsd >= self.jsd_factor * null
+        steps, bad = steps[judged], bad[judged]
+        alerts = []
+        for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):
+            if not self._quiet("coverage", "diversity"):
+                alerts.append(self._regions_alert(view, start, int(steps[index])))
+        return alerts
+
+    def _regions_alert(self, view: View, start: int, at: int) -> Alert:
+        """Quote the evaluation recorded at `at`; count the hops since the episode began."""
+        def value(name: str, step: int = at) -> float:
+            key = f"coverage/{name}"
+            if key not in view:
+                return float("nan")
+            own, values = view.upto(key, step, 1)
+            return float(values[-1]) if len(own) and own[-1] == step else float("nan")
+
+        k, jsd, null = value("k"), value("regions_jsd"), value("regions_jsd_null")
+        regions = round(value("regions_starved") * REGIONS)
+        bins = round((1 - value("bins_covered")) * k) if np.isfinite(k) else 0
+        bins_null = round(value("starved_null") * k) if np.isfinite(k) else 0
+        hops = self._hops(view, start, at)
+        evidence = {"step": at, "since": start, "regions_jsd": jsd, "regions_jsd_null": null,
+                    "regions_starved": regions, "bins_starved": bins, "bins": k,
+                    "bins_starved_null": bins_null, "ndb": value("ndb"), "ndb_null": value("ndb_null"),
+                    "jsd": value("jsd"), "jsd_null": value("jsd_null"),
+                    "precision": value("precision"), "recall": value("recall"), "hops": hops}
+        where = (f"{regions} of {REGIONS} regions of the data (a tenth each) get under a quarter "
+                 f"of their share" if regions else "G's samples pile onto part of the data")
+        parts = [f"regions' JSD {fmt(jsd)}, {fmt(jsd / null)}x what two real samples of this size "
+                 f"give ({fmt(null)})" if null > 0 else f"regions' JSD {fmt(jsd)}"]
+        if np.isfinite(k):
+            parts.append(f"{bins} of {int(k)} bins starved (real vs real: up to {bins_null}); "
+                         f"NDB {fmt(value('ndb'))} (real vs real: {fmt(value('ndb_null'))})")
+        parts.append(f"precision {fmt(value('precision'))}, recall {fmt(value('recall'))}")
+        hopping = (f"; the starved regions moved {hops} time(s) since step {start}: mode hopping"
+                   if hops else "")
+        severe = regions >= 3 or jsd >= 4 * self.jsd_factor * null
+        return Alert(self.kind, start, "critical" if severe else "warning",
+                     f"G covers only part of the data since step {start}: {where} at step {at} ("
+                     + "; ".join(parts) + ")" + hopping, evidence, _WHY, list(_FIXES), detected_at=at)
+
+    @staticmethod
+    def _hops(view: View, start: int, at: int) -> int:
+        """Evaluations in steps (start, at] where a region became starved while another
+        that was starved at the evaluation before filled again."""
+        if "coverage/regions_new" not in view or "coverage/regions_starved" not in view:
+            return 0
+        steps, starved = view.get("coverage/regions_starved")
+        new = asof(steps, *view.get("coverage/regions_new"))
+        hops = 0
+        for i in range(1, len(steps)):
+            if start < steps[i] <= at and np.isfinite(new[i]):
+                refilled = starved[i - 1] - (starved[i] - new[i])
+                hops += bool(new[i] > 0 and refilled > 1e-9)
+        return hops
+
     def _diversity(self, view: View, warmup: int) -> list[Alert]:
         key = "D/spread_ratio"
         if key not in view:
@@ -160,7 +241,7 @@ class ModeCollapse(Detector):
             condition = (steps >= warmup) & (median < self.spread)
         alerts = []
         for start, index in self.episode("diversity", persist=self.persist).feed(steps, condition):
-            if self._quiet("coverage"):
+            if self._quiet("coverage", "regions"):
                 continue
             ratio = float(median[index])
             at = int(steps[index])

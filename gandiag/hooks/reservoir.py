@@ -15,6 +15,9 @@ Real and fake calls of the D updates and of the G updates both count (a G update
 are G's samples too); penalty inputs do not. Packed inputs (PacGAN: k samples per D
 input) are unpacked with `sample_shape`, the shape of one sample. Memory: `keep` samples
 of each kind, at most `max_bytes` each (fewer samples are kept when they are large).
+Inputs that cannot be kept are counted in `skipped` (integer inputs such as token ids,
+inputs not made of `sample_shape` samples, shape changes), so that a coverage that never
+ran can say why.
 
     >>> import torch
     >>> reservoir = SampleReservoir(keep=4, per_flush=8, take=2, seed=0)
@@ -49,6 +52,8 @@ class SampleReservoir:
         self.seen = {"real": 0, "fake": 0}  # rows absorbed so far
         self._fake_next = 0  # where the next fake row goes in the ring of recent fakes
         self._rng = np.random.default_rng(seed)
+        # D inputs that could not be kept, by reason (said when coverage never ran).
+        self.skipped = {"not_floating_point": 0, "not_of_sample_shape": 0, "shape_changes": 0}
 
     def wants(self, kind: str) -> bool:
         """Whether a call of `kind` ('real' or 'fake') should offer rows now."""
@@ -56,12 +61,16 @@ class SampleReservoir:
 
     def copy(self, kind: str, x: Tensor) -> Tensor | None:
         """The rows of D input `x` to keep (a copy on its device: no sync), or None."""
-        if not self.wants(kind) or x.dim() < 1 or x.shape[0] == 0 or not x.is_floating_point():
+        if not self.wants(kind) or x.dim() < 1 or x.shape[0] == 0:
+            return None
+        if not x.is_floating_point():  # token ids, labels: not samples to compare
+            self.skipped["not_floating_point"] += 1
             return None
         rows = x.detach()[: self.take]
         if self.sample_shape is not None:
             size = math.prod(self.sample_shape)
             if rows[0].numel() % size:
+                self.skipped["not_of_sample_shape"] += 1
                 return None  # not made of samples of that shape: nothing to keep
             rows = rows.reshape(-1, *self.sample_shape)
         rows = rows[: self.per_flush - self._waiting[kind]].clone()
@@ -81,8 +90,10 @@ class SampleReservoir:
     def absorb(self) -> None:
         """At a flush (the one sync): bring the copied rows to the host and keep some."""
         for kind, pending in self._pending.items():
-            if pending and len({r.shape[1:] for r in pending}) == 1:  # (a shape change: skipped)
+            if pending and len({r.shape[1:] for r in pending}) == 1:
                 self._keep(kind, torch.cat(pending).float().cpu().numpy())  # sync ok: flush
+            elif pending:  # inputs of several shapes in one flush: which are the samples?
+                self.skipped["shape_changes"] += 1
             pending.clear()
             self._waiting[kind] = 0
 
@@ -103,6 +114,7 @@ class SampleReservoir:
         if held is not None and held.shape[1:] != rows.shape[1:]:
             held = None  # the samples changed shape (a new data set): start over
             self.seen[kind] = 0
+            self.skipped["shape_changes"] += 1
         capacity = self._capacity(rows[0])
         if held is None:
             held = np.empty((0, *rows.shape[1:]), np.float32)

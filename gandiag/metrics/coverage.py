@@ -41,6 +41,7 @@ from gandiag.metrics.extractors import get_extractor
 from gandiag.metrics.functional.binned import binned_coverage, fit_bins, null_ndb
 from gandiag.metrics.functional.prdc import prdc
 
+REGIONS = 10  # coarse bins: each holds about a tenth of the data
 SMALL = 64  # samples of at most this many numbers are compared as they are
 
 
@@ -55,7 +56,7 @@ class LabelFreeCoverage(Callback):
 
     def __init__(self, *, every: int = 500, bins: int = 50, n: int = 1000, min_real: int = 1000,
                  extractor: str | None = None, seed: int = 0) -> None:
-        for name, value, least in (("every", every, 1), ("bins", bins, 2), ("n", n, 2 * bins),
+        for name, value, least in (("every", every, 1), ("bins", bins, REGIONS), ("n", n, 2 * bins),
                                    ("min_real", min_real, 2 * bins)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"LabelFreeCoverage: expected {name} to be an integer >= {least}, "
@@ -71,6 +72,11 @@ class LabelFreeCoverage(Callback):
         self.error: BaseException | None = None
         self._rng = np.random.default_rng(seed)
         self._starved: np.ndarray | None = None  # the bins starved at the last evaluation
+        self._coarse_starved: np.ndarray | None = None
+        self.evaluations = 0  # recorded so far
+        self.skipped: str | None = None  # why the last evaluation recorded nothing
+        self._skip_said = False
+        self.regions: Any = None
 
     def on_flush(self, host: Any, records: Any) -> None:
         self._record(host)
@@ -91,6 +97,26 @@ class LabelFreeCoverage(Callback):
             self._last = host.step
             self._evaluate(host.step, *self._samples(host))
             self._record(host)
+        if not self.evaluations and host.step >= self.every:
+            warnings.warn(f"gandiag: no label-free coverage in these {host.step} steps: "
+                          f"{self._why_none(host)}", stacklevel=user_stacklevel())
+
+    def _why_none(self, host: Any) -> str:
+        """What kept every evaluation from happening, and how to fix it."""
+        if self.skipped:
+            return self.skipped
+        reservoir = getattr(host, "reservoir", None)
+        if reservoir is None:
+            return "no samples are kept (keep_samples=0); attach with keep_samples=2000"
+        n_real, n_fake = self._available(host)
+        skipped = {why: count for why, count in reservoir.skipped.items() if count}
+        note = (" D inputs left out: " + ", ".join(f"{count} {why.replace('_', ' ')}"
+                                                      for why, count in skipped.items()) + ";"
+                if skipped else "")
+        return (f"{n_real} real and {n_fake} fake samples were kept, and the first evaluation "
+                f"needs {self.min_real} real and {2 * self.k} fake.{note} Run longer, pass "
+                "LabelFreeCoverage(min_real=...) for a small data set, or sample_shape= for a "
+                "packed D")
 
     def _due(self, host: Any) -> bool:
         n_real, n_fake = self._available(host)
@@ -123,20 +149,34 @@ class LabelFreeCoverage(Callback):
             error, self.error = self.error, None
             warnings.warn(f"gandiag: the label-free coverage failed ({type(error).__name__}: {error}); "
                           "training goes on, and the next evaluation tries again", stacklevel=user_stacklevel())
+        if self.skipped and not self._skip_said:
+            self._skip_said = True
+            warnings.warn(f"gandiag: label-free coverage skipped: {self.skipped}", stacklevel=user_stacklevel())
         if self._result is not None:
             step, values, counts = self._result
             self._result = None
+            self.evaluations += 1
             edges = np.arange(self.bins.k + 1, dtype=np.float64)  # one histogram bin per k-means bin
             host.record({f"coverage/{name}": value for name, value in values.items()}, step=step,
                         histograms={f"coverage/{kind}_bins": Histograms(np.array([step]), edges, row[None])
                                     for kind, row in counts.items()})
 
     def _evaluate(self, step: int, real: np.ndarray, fake: np.ndarray) -> None:
+        self.skipped = None
         try:
+            # NaN or inf samples are counted, not binned: k-means has no place for them.
+            real, fake, n_bad = real[_finite(real)], fake[_finite(fake)], int(np.count_nonzero(~_finite(fake)))
+            if len(fake) < 2 * self.k or len(real) < 2 * self.k:
+                self._skip_said = False
+                self.skipped = (f"at step {step} only {len(real)} real and {len(fake)} fake samples "
+                                f"are finite ({n_bad} fakes hold NaN or inf); it needs {2 * self.k} of each")
+                self._result = None
+                return
             with torch.no_grad():
                 real_f, fake_f = self._features(real), self._features(fake)
             if self.bins is None:
                 self.bins = fit_bins(real_f, self.k, seed=self.seed)
+                self.regions = fit_bins(real_f, REGIONS, seed=self.seed)
             n = min(self.n, len(real_f) // 2, len(fake_f))
             reals = real_f[self._rng.choice(len(real_f), n, replace=False)]
             fakes = fake_f[-n:]  # the most recent
@@ -146,13 +186,22 @@ class LabelFreeCoverage(Callback):
             real_counts = np.rint(np.asarray(binned["real_shares"]) * n)
             fake_counts = np.rint(np.asarray(binned["fake_shares"]) * n)
             starved = (real_counts > 0) & (4 * fake_counts < real_counts)  # as bins_covered counts
+            coarse = binned_coverage(self.regions, reals, fakes)
+            coarse_null = null_ndb(self.regions, real_f, n, n_real=n, seed=self.seed)
+            coarse_starved = (np.asarray(coarse["fake_shares"]) < np.asarray(coarse["real_shares"]) / 4)
             values = {"ndb": binned["ndb_k"], "jsd": binned["jsd"], "bins_covered": binned["bins_covered"],
                       **{name: float(quality[name]) for name in ("precision", "recall", "density", "coverage")},
                       "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"],
-                      "starved_null": null["starved_quantile"], "n": float(n)}
+                      "starved_null": null["starved_quantile"], "n": float(n), "k": float(self.bins.k),
+                      "nonfinite": n_bad / (n_bad + len(fake)),
+                      "regions_jsd": coarse["jsd"], "regions_jsd_null": coarse_null["jsd_quantile"],
+                      "regions_starved": 1 - coarse["bins_covered"],
+                      "regions_starved_null": coarse_null["starved_quantile"]}
             if self._starved is not None:  # bins starved now that were not at the last evaluation
                 values["starved_new"] = float(np.count_nonzero(starved & ~self._starved)) / self.bins.k
-            self._starved = starved
+            if self._coarse_starved is not None:
+                values["regions_new"] = float(np.count_nonzero(coarse_starved & ~self._coarse_starved)) / REGIONS
+            self._starved, self._coarse_starved = starved, coarse_starved
             self.latest = {"step": step, **values, "real_shares": binned["real_shares"],
                            "fake_shares": binned["fake_shares"], "starved": np.flatnonzero(starved).tolist()}
             self._result = (step, values, {"real": real_counts, "fake": fake_counts})
@@ -165,6 +214,11 @@ class LabelFreeCoverage(Callback):
             self._embed = get_extractor(self.extractor or default_extractor(samples.shape[1:]), "cpu")
         out = self._embed(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
         return out.double().numpy()
+
+
+def _finite(samples: np.ndarray) -> np.ndarray:
+    """Rows whose every number is finite."""
+    return np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)
 
 
 def default_extractor(sample_shape: tuple[int, ...]) -> str:

@@ -73,12 +73,40 @@ def test_the_random_conv_embedding_tells_digit_classes_apart():
 
 
 def test_a_failed_evaluation_is_said_once_and_training_goes_on():
-    host = Host(np.full((200, 2), np.nan), np.zeros((200, 2)))  # a NaN in the samples
-    callback = LabelFreeCoverage(every=1, min_real=100, n=100)
+    host = Host(ring_samples(200, range(8), 0), ring_samples(200, range(8), 1))
+    callback = LabelFreeCoverage(every=1, min_real=100, n=100, extractor="no-such-extractor")
     callback.on_flush(host, None)
     with pytest.warns(UserWarning, match="label-free coverage failed"):
         callback.on_fit_end(host)
     assert host.recorded == {}
+
+
+def test_nan_samples_are_counted_not_binned():
+    fake = ring_samples(1000, range(8), 1)
+    fake[:100] = np.nan  # a tenth of G's samples went non-finite
+    recorded = evaluate(ring_samples(2000, range(8), 0), fake)
+    assert recorded["coverage/nonfinite"] == pytest.approx(0.1)
+    assert recorded["coverage/n"] == 900  # the finite ones are compared
+    assert recorded["coverage/fake_bins"].counts.sum() == 900
+
+
+def test_too_few_finite_samples_skip_with_a_note_saying_why():
+    host = Host(ring_samples(200, range(8), 0), np.full((200, 2), np.nan))
+    callback = LabelFreeCoverage(every=1, min_real=100, n=100)
+    callback.on_flush(host, None)
+    with pytest.warns(UserWarning, match=r"0 fake samples are finite \(100 fakes hold NaN or inf\)"):
+        callback.on_fit_end(host)
+    assert host.recorded == {}
+
+
+def test_a_run_with_too_few_samples_says_why_it_has_no_coverage():
+    host = Host(ring_samples(300, range(8), 0), ring_samples(300, range(8), 1))
+    host.reservoir.skipped["not_floating_point"] = 7
+    callback = LabelFreeCoverage(every=100)  # needs 1000 reals before the first fit
+    callback.on_flush(host, None)
+    with pytest.warns(UserWarning, match=r"300 real and 300 fake samples were kept.*needs 1000 real"
+                                         r".*7 not floating point.*min_real"):
+        callback.on_fit_end(host)
 
 
 def test_bad_options_are_clear_errors():

@@ -1,0 +1,111 @@
+"""Known answers for label-free partial collapse (`mode_collapse` on `coverage/*`).
+
+A "generator" that returns real held-out digits of k of the 10 classes goes through a
+plain user loop (`gandiag.attach`) with a small D: the classes are the ground truth, no
+label reaches gandiag. The label-free numbers must order k = 1, 2, 5, 8, 10 as class
+coverage does, `mode_collapse` must fire for k <= 5 and stay quiet for all ten classes;
+one class at 55 % (the rest sharing 45 %) is partial collapse too, uniform weights are not.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gandiag
+
+STEPS, EVERY = 1050, 250
+
+
+class HeldOutDigits(nn.Module):
+    """G: real held-out digits of some classes, drawn with the given weights."""
+
+    def __init__(self, images, pool, weights, seed):
+        super().__init__()
+        self.images, self.pool, self.weights = images, pool, weights / weights.sum()
+        self.rng = np.random.default_rng(seed)
+        self.w = nn.Parameter(torch.zeros(()))  # so that G's update is an update
+
+    def forward(self, z):
+        picked = torch.from_numpy(self.rng.choice(self.pool, len(z), p=self.weights))
+        return self.images[picked] + 0 * self.w
+
+
+def run(case, seed=0):
+    torch.manual_seed(seed)
+    images, labels = gandiag.data.digits().tensors
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    train, held = order[:900], order[900:]
+    held_labels = labels[held].numpy()
+    if case == "skewed":
+        share = np.r_[0.55, np.full(9, 0.45 / 9)]
+        weights = share[held_labels] / np.bincount(held_labels, minlength=10)[held_labels]
+        pool = held
+    else:
+        pool = held[np.isin(held_labels, rng.permutation(10)[:case])]
+        weights = np.ones(len(pool))
+    G = HeldOutDigits(images, pool, weights, seed)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1))
+    opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, coverage_every=EVERY) as monitor:
+        for _ in range(STEPS):
+            real = images[torch.from_numpy(rng.choice(train, 64))]
+            fake = G(torch.randn(64, 100))
+            loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = F.softplus(-D(fake)).mean()
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+    assert monitor.coverage.error is None
+    history = monitor.history
+    last = {key.split("/", 1)[1]: float(history[key][1][-1]) for key in history if key.startswith("coverage/")}
+    collapse = [a for a in gandiag.diagnose(history) if a.kind == "mode_collapse"]
+    return last, collapse
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {case: run(case) for case in (1, 2, 5, 8, 10, "skewed")}
+
+
+def test_the_label_free_numbers_order_the_generators_as_class_coverage_does(runs):
+    by_k = [runs[k][0] for k in (1, 2, 5, 8, 10)]
+    for name, more_classes_means in (("regions_jsd", "lower"), ("jsd", "lower"), ("ndb", "lower"),
+                                     ("bins_covered", "higher"), ("recall", "higher"),
+                                     ("coverage", "higher")):
+        values = [last[name] for last in by_k]
+        ordered = np.diff(values) < 0 if more_classes_means == "lower" else np.diff(values) > 0
+        assert ordered.all(), (name, values)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_mode_collapse_fires_when_g_covers_at_most_half_the_classes(runs, k):
+    last, collapse = runs[k]
+    assert collapse, last
+    assert collapse[0].detected_at <= 2 * EVERY + 500  # two evaluations after the warm-up
+
+
+def test_partial_collapse_names_the_starved_regions_and_since_when(runs):
+    alert = runs[5][1][0]
+    evidence = alert.evidence
+    assert evidence["regions_starved"] >= 3 and evidence["bins_starved"] > evidence["bins_starved_null"]
+    assert evidence["regions_jsd"] >= 5 * evidence["regions_jsd_null"]
+    assert f"since step {evidence['since']}" in alert.message and "of 10 regions" in alert.message
+
+
+def test_all_ten_classes_raise_no_collapse(runs):
+    last, collapse = runs[10]
+    assert collapse == [], [a.message for a in collapse]
+    assert last["regions_jsd"] < 5 * last["regions_jsd_null"]
+
+
+def test_one_class_at_55_percent_is_partial_collapse(runs):
+    last, collapse = runs["skewed"]
+    assert collapse, last
+    assert "regions' JSD" in collapse[0].message
