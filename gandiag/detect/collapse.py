@@ -12,10 +12,11 @@ Three kinds of evidence, each enough on its own:
   about a tenth of it, and G's share of each region is compared with the data's. The
   regions' JSD reaches `jsd_factor` times what two real samples of the same size give
   (`coverage/regions_jsd_null`, measured on the data itself), on `evaluations`
-  consecutive evaluations where at least `min_precision` of G's samples lie on the data
-  (PRDC precision: with G still off the data, where its few on-data samples fall says
-  little). Five times the null is about one region (a tenth of the data) getting a fifth
-  of its share, or one region getting five times its share. The alert names the regions
+  consecutive evaluations: for all of G's samples once at least `min_precision` of them
+  lie on the data (PRDC precision), or for those of its samples that lie on the data
+  (`coverage/regions_jsd_hq`, while G still makes much off the data: where its good
+  samples fall). Five times the null is about one region (a tenth of the data) getting a
+  fifth of its share, or one region getting five times its share. The alert names the regions
   and the fine bins starved (fake share under a quarter of the real share) and since
   when, and says when the starved regions move between evaluations (mode hopping);
 - *diversity* (always recorded by the hooks): the rolling median of `D/spread_ratio`, the
@@ -166,14 +167,13 @@ class ModeCollapse(Detector):
     def _regions(self, view: View, warmup: int) -> list[Alert]:
         if "coverage/regions_jsd" not in view or "coverage/regions_jsd_null" not in view:
             return []
-        steps, jsd = view.new("coverage/regions_jsd")
-        null = asof(steps, *view.get("coverage/regions_jsd_null"))
-        judged = steps >= warmup
-        if "coverage/precision" in view:  # G still off the data: no evidence either way
-            with np.errstate(invalid="ignore"):
-                judged &= asof(steps, *view.get("coverage/precision")) >= self.min_precision
+        steps = view.new("coverage/regions_jsd")[0]
+        ratio_all, ratio_on_data, precision = _ratios(view, steps)
         with np.errstate(invalid="ignore"):
-            bad = jsd >= self.jsd_factor * null
+            # All of G's samples, once enough of them lie on the data; or those on the data.
+            on_data_enough = precision >= self.min_precision
+            judged = (steps >= warmup) & (on_data_enough | np.isfinite(ratio_on_data))
+            bad = (on_data_enough & (ratio_all >= self.jsd_factor)) | (ratio_on_data >= self.jsd_factor)
         steps, bad = steps[judged], bad[judged]
         alerts = []
         for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):
@@ -191,26 +191,36 @@ class ModeCollapse(Detector):
             return float(values[-1]) if len(own) and own[-1] == step else float("nan")
 
         k, jsd, null = value("k"), value("regions_jsd"), value("regions_jsd_null")
+        jsd_hq, null_hq = value("regions_jsd_hq"), value("regions_jsd_hq_null")
         regions = round(value("regions_starved") * REGIONS)
         bins = round((1 - value("bins_covered")) * k) if np.isfinite(k) else 0
         bins_null = round(value("starved_null") * k) if np.isfinite(k) else 0
         hops = self._hops(view, start, at)
         evidence = {"step": at, "since": start, "regions_jsd": jsd, "regions_jsd_null": null,
+                    "regions_jsd_on_data": jsd_hq, "regions_jsd_on_data_null": null_hq,
                     "regions_starved": regions, "bins_starved": bins, "bins": k,
                     "bins_starved_null": bins_null, "ndb": value("ndb"), "ndb_null": value("ndb_null"),
                     "jsd": value("jsd"), "jsd_null": value("jsd_null"),
                     "precision": value("precision"), "recall": value("recall"), "hops": hops}
-        where = (f"{regions} of {REGIONS} regions of the data (a tenth each) get under a quarter "
-                 f"of their share" if regions else "G's samples pile onto part of the data")
+        if regions:
+            where = f"{regions} of {REGIONS} regions of the data (a tenth each) get under a quarter of their share"
+        elif jsd / null >= self.jsd_factor:
+            where = "G's samples pile onto part of the data"
+        else:
+            where = "the samples G makes on the data pile onto part of it"
         parts = [f"regions' JSD {fmt(jsd)}, {fmt(jsd / null)}x what two real samples of this size "
-                 f"give ({fmt(null)})" if null > 0 else f"regions' JSD {fmt(jsd)}"]
+                 f"give ({fmt(null)})"]
+        if np.isfinite(jsd_hq):
+            parts.append(f"{fmt(jsd_hq / null_hq)}x for the {fmt(value('precision'))} of G's samples "
+                         "that lie on the data")
         if np.isfinite(k):
             parts.append(f"{bins} of {int(k)} bins starved (real vs real: up to {bins_null}); "
                          f"NDB {fmt(value('ndb'))} (real vs real: {fmt(value('ndb_null'))})")
-        parts.append(f"precision {fmt(value('precision'))}, recall {fmt(value('recall'))}")
+        parts.append(f"recall {fmt(value('recall'))}")
         hopping = (f"; the starved regions moved {hops} time(s) since step {start}: mode hopping"
                    if hops else "")
-        severe = regions >= 3 or jsd >= 4 * self.jsd_factor * null
+        worst = np.nanmax([jsd / null, jsd_hq / null_hq])
+        severe = regions >= 3 or worst >= 4 * self.jsd_factor
         return Alert(self.kind, start, "critical" if severe else "warning",
                      f"G covers only part of the data since step {start}: {where} at step {at} ("
                      + "; ".join(parts) + ")" + hopping, evidence, _WHY, list(_FIXES), detected_at=at)
@@ -260,6 +270,31 @@ class ModeCollapse(Detector):
                 evidence, _WHY, list(_FIXES),
                 detected_at=at))
         return alerts
+
+
+def _exactly_at(view: View, key: str, steps: np.ndarray) -> np.ndarray:
+    """The value of `key` recorded at each of `steps` (NaN where it has none)."""
+    out = np.full(len(steps), np.nan)
+    if key in view:
+        own, values = view.get(key)
+        where = np.searchsorted(own, steps)
+        hit = (where < len(own)) & (own[np.minimum(where, len(own) - 1)] == steps)
+        out[hit] = values[where[hit]]
+    return out
+
+
+def _ratios(view: View, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At each evaluation: the regions' JSD over its null for all of G's samples, the same
+    for G's samples on the data (NaN when too few), and the precision."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_all = (_exactly_at(view, "coverage/regions_jsd", steps)
+                     / _exactly_at(view, "coverage/regions_jsd_null", steps))
+        ratio_on_data = (_exactly_at(view, "coverage/regions_jsd_hq", steps)
+                         / _exactly_at(view, "coverage/regions_jsd_hq_null", steps))
+    precision = _exactly_at(view, "coverage/precision", steps)
+    if "coverage/precision" not in view:
+        precision = np.ones(len(steps))
+    return ratio_all, ratio_on_data, precision
 
 
 def _coverage_headline(fired: set[str]) -> str:

@@ -199,6 +199,15 @@ class LabelFreeCoverage(Callback):
                       "regions_starved_null": coarse_null["starved_quantile"]}
             if self._starved is not None:  # bins starved now that were not at the last evaluation
                 values["starved_new"] = float(np.count_nonzero(starved & ~self._starved)) / self.bins.k
+            # Where G's samples that lie on the data fall (those inside some real sample's
+            # k-NN ball, PRDC's precision per sample): while many of G's samples are still
+            # off the data, these show which regions its good samples cover.
+            on_data = fakes[_inside_real_balls(reals, fakes)]
+            if len(on_data) >= 10 * REGIONS:
+                good = binned_coverage(self.regions, reals, on_data)
+                values["regions_jsd_hq"] = good["jsd"]
+                values["regions_jsd_hq_null"] = null_ndb(self.regions, real_f, len(on_data), n_real=n,
+                                                         seed=self.seed)["jsd_quantile"]
             if self._coarse_starved is not None:
                 values["regions_new"] = float(np.count_nonzero(coarse_starved & ~self._coarse_starved)) / REGIONS
             self._starved, self._coarse_starved = starved, coarse_starved
@@ -214,6 +223,16 @@ class LabelFreeCoverage(Callback):
             self._embed = get_extractor(self.extractor or default_extractor(samples.shape[1:]), "cpu")
         out = self._embed(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
         return out.double().numpy()
+
+
+def _inside_real_balls(real: np.ndarray, fake: np.ndarray, k: int = 5) -> np.ndarray:
+    """Which fakes lie inside the ball of some real sample reaching its k-th nearest real
+    neighbour (the samples PRDC's precision counts)."""
+    real_t, fake_t = torch.from_numpy(real), torch.from_numpy(fake)
+    between_reals = torch.cdist(real_t, real_t)
+    between_reals.fill_diagonal_(math.inf)
+    radii = between_reals.kthvalue(k, dim=1).values
+    return (torch.cdist(real_t, fake_t) < radii[:, None]).any(dim=0).numpy()
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:

@@ -109,3 +109,56 @@ def test_one_class_at_55_percent_is_partial_collapse(runs):
     last, collapse = runs["skewed"]
     assert collapse, last
     assert "regions' JSD" in collapse[0].message
+
+
+def history_of(evaluations):
+    """A history holding only coverage records: {step: {name: value}}."""
+    from gandiag.core.history import History
+    from gandiag.core.records import Records
+
+    history, names = History(), sorted({name for values in evaluations.values() for name in values})
+    for name in names:
+        steps = np.array([s for s, values in evaluations.items() if name in values], dtype=np.int64)
+        values = np.array([evaluations[s][name] for s in steps], dtype=float)
+        history.append(Records(scalars={f"coverage/{name}": (steps, values)}))
+    return history
+
+
+def evaluation(ratio, *, precision=0.9, ratio_on_data=None, starved=0.0, new=0.0):
+    values = {"regions_jsd": 0.004 * ratio, "regions_jsd_null": 0.004, "precision": precision,
+              "recall": 0.8, "k": 50.0, "bins_covered": 0.9, "starved_null": 0.02, "ndb": 0.3,
+              "ndb_null": 0.1, "regions_starved": starved, "regions_new": new}
+    if ratio_on_data is not None:
+        values.update(regions_jsd_hq=0.005 * ratio_on_data, regions_jsd_hq_null=0.005)
+    return values
+
+
+def collapse_alerts(evaluations):
+    return [a for a in gandiag.diagnose(history_of(evaluations)) if a.kind == "mode_collapse"]
+
+
+def test_two_evaluations_in_a_row_at_five_times_the_null_raise_one_alert_from_the_first():
+    alerts = collapse_alerts({500: evaluation(2), 1000: evaluation(6), 1500: evaluation(7),
+                              2000: evaluation(8)})
+    assert [(a.step, a.detected_at, a.severity) for a in alerts] == [(1000, 1500, "warning")]
+    assert alerts[0].evidence["since"] == 1000 and "7x what two real samples" in alerts[0].message
+    assert collapse_alerts({500: evaluation(2), 1000: evaluation(6), 1500: evaluation(4.9),
+                            2000: evaluation(6)}) == []  # not in a row
+
+
+def test_evaluations_with_g_off_the_data_are_left_out_unless_its_on_data_samples_speak():
+    off = {500: evaluation(9, precision=0.1), 1000: evaluation(9, precision=0.1),
+           1500: evaluation(9, precision=0.1)}
+    assert collapse_alerts(off) == []  # where G's few on-data samples fall says little
+    on_data = {s: evaluation(1, precision=0.3, ratio_on_data=8) for s in (500, 1000, 1500)}
+    alerts = collapse_alerts(on_data)
+    assert len(alerts) == 1 and "the samples G makes on the data pile onto part of it" in alerts[0].message
+
+
+def test_regions_starved_make_it_critical_and_moving_starved_regions_are_called_hopping():
+    alerts = collapse_alerts({500: evaluation(3, starved=0.2), 1000: evaluation(9, starved=0.3, new=0.1),
+                              1500: evaluation(9, starved=0.3, new=0.2)})
+    alert, = alerts
+    assert alert.severity == "critical" and alert.evidence["regions_starved"] == 3
+    assert alert.evidence["hops"] == 1  # at 1500: two became starved while two filled again
+    assert "3 of 10 regions" in alert.message and "mode hopping" in alert.message
