@@ -37,7 +37,6 @@ import numpy as np
 from gandiag.core.alert import Alert
 from gandiag.detect.base import Detector, View
 from gandiag.detect.rolling import asof, fmt, nan_median, rolling, tail
-from gandiag.metrics.coverage import REGIONS
 
 HIGHER_IS_MORE_MODES = ("metric/fair_modes", "metric/modes", "metric/coverage", "metric/recall")
 KL_TO_UNIFORM = ("metric/reverse_kl", "metric/kl")
@@ -192,7 +191,8 @@ class ModeCollapse(Detector):
 
         k, jsd, null = value("k"), value("regions_jsd"), value("regions_jsd_null")
         jsd_hq, null_hq = value("regions_jsd_hq"), value("regions_jsd_hq_null")
-        regions = round(value("regions_starved") * REGIONS)
+        n_regions = int(value("regions")) if np.isfinite(value("regions")) else 10
+        regions = round(value("regions_starved") * n_regions)
         bins = round((1 - value("bins_covered")) * k) if np.isfinite(k) else 0
         bins_null = round(value("starved_null") * k) if np.isfinite(k) else 0
         hops = self._hops(view, start, at)
@@ -203,7 +203,8 @@ class ModeCollapse(Detector):
                     "jsd": value("jsd"), "jsd_null": value("jsd_null"),
                     "precision": value("precision"), "recall": value("recall"), "hops": hops}
         if regions:
-            where = f"{regions} of {REGIONS} regions of the data (a tenth each) get under a quarter of their share"
+            where = (f"{regions} of {n_regions} regions of the data (a {_nth(n_regions)} each) get under "
+                     "a quarter of their share")
         elif jsd / null >= self.jsd_factor:
             where = "G's samples pile onto part of the data"
         else:
@@ -270,6 +271,10 @@ class ModeCollapse(Detector):
                 evidence, _WHY, list(_FIXES),
                 detected_at=at))
         return alerts
+
+
+def _nth(n: int) -> str:
+    return {10: "tenth", 5: "fifth", 4: "quarter", 2: "half"}.get(n, f"1/{n}")
 
 
 def _exactly_at(view: View, key: str, steps: np.ndarray) -> np.ndarray:

@@ -194,7 +194,7 @@ class LabelFreeCoverage(Callback):
                       "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"],
                       "starved_null": null["starved_quantile"], "n": float(n), "k": float(self.bins.k),
                       "nonfinite": n_bad / (n_bad + len(fake)),
-                      "regions_jsd": coarse["jsd"], "regions_jsd_null": coarse_null["jsd_quantile"],
+                      "regions": float(REGIONS), "regions_jsd": coarse["jsd"], "regions_jsd_null": coarse_null["jsd_quantile"],
                       "regions_starved": 1 - coarse["bins_covered"],
                       "regions_starved_null": coarse_null["starved_quantile"]}
             if self._starved is not None:  # bins starved now that were not at the last evaluation

@@ -127,7 +127,7 @@ def history_of(evaluations):
 def evaluation(ratio, *, precision=0.9, ratio_on_data=None, starved=0.0, new=0.0):
     values = {"regions_jsd": 0.004 * ratio, "regions_jsd_null": 0.004, "precision": precision,
               "recall": 0.8, "k": 50.0, "bins_covered": 0.9, "starved_null": 0.02, "ndb": 0.3,
-              "ndb_null": 0.1, "regions_starved": starved, "regions_new": new}
+              "ndb_null": 0.1, "regions_starved": starved, "regions_new": new, "regions": 10.0}
     if ratio_on_data is not None:
         values.update(regions_jsd_hq=0.005 * ratio_on_data, regions_jsd_hq_null=0.005)
     return values

@@ -266,14 +266,10 @@ def null_ndb(
         fake_counts[draw] = np.bincount(shuffled[:n_fake], minlength=bins.k)
         real_counts[draw] = np.bincount(shuffled[n_fake:n_fake + n_real], minlength=bins.k)
     ndb, jsd, covered, _ = _compare(real_counts, fake_counts, critical)
-    ndb_k, starved = ndb / bins.k, 1 - covered
+    levels = {"ndb_k": ndb / bins.k, "jsd": jsd, "starved": 1 - covered}
     return {
-        "ndb_k_mean": float(ndb_k.mean()),
-        "ndb_k_quantile": float(np.quantile(ndb_k, quantile, method="higher")),
-        "jsd_mean": float(jsd.mean()),
-        "jsd_quantile": float(np.quantile(jsd, quantile, method="higher")),
-        "starved_mean": float(starved.mean()),
-        "starved_quantile": float(np.quantile(starved, quantile, method="higher")),
+        **{f"{name}_mean": float(v.mean()) for name, v in levels.items()},
+        **{f"{name}_quantile": float(np.quantile(v, quantile, method="higher")) for name, v in levels.items()},
         "quantile": quantile, "draws": draws, "k": bins.k, "n_real": n_real, "n_fake": n_fake,
     }
 
