@@ -14,6 +14,12 @@ updates from several threads interleave), at most every `refresh_seconds` and on
 a flush brought new records, as one `batch_update` with full, decimated float32 arrays
 (a reloaded page recovers). The dashboard is a `gandiag.core.Callback` of its trainer or
 monitor: `on_records` wakes the refresher, `on_step_end` applies the controls.
+
+Samples panel: a trainer's G and D are sampled between steps (`take_snapshot`); a user
+loop's models are not ours to run, so its panel shows what the monitor kept of D's inputs
+(`kept_snapshot`), copied at a flush on the loop's thread. The label-free coverage panels
+(`coverage/*`) are kept from the start where a `LabelFreeCoverage` callback will fill
+them; their bins are read once per evaluation, not at every refresh.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from gandiag.store.schema import DEFAULT_STORE
-from gandiag.core.callback import Callback
+from gandiag.metrics.coverage import LabelFreeCoverage
+from gandiag.widgets.controls import Controls
 from gandiag.widgets.figures import build_figure
+from gandiag.widgets.kept import kept_shape, shape_note
+from gandiag.widgets.labelfree import CoverageBins, latest_bins
 from gandiag.widgets.replay import Replay, smoothing_slider
-from gandiag.widgets.samples import Snapshot
 from gandiag.widgets.smoothing import DEFAULT_SMOOTHING, check_weight
 from gandiag.widgets.snapshot import take_snapshot
 from gandiag.widgets.sync import sync_figure
@@ -40,44 +48,6 @@ from gandiag.widgets.sync import sync_figure
 
 REST_FACTOR = 20  # the refresher rests 20x as long as a refresh took (measured ~90 ms) ...
 MAX_REST = 5.0  # ... but at most 5 s, so a loaded machine still sees the run move
-
-
-class _Controls(Callback):
-    """The dashboard's callback. Between steps, in the training thread, it applies the
-    dashboard's requests: learning rates, one step, and a samples snapshot (G and D must
-    not run beside a step); at each batch of records it wakes the refresher."""
-
-    def __init__(self, new_records: threading.Event) -> None:
-        self.new_records = new_records
-        self.lr: dict[str, float] = {}
-        self.single_step = False
-        self.want_snapshot = False
-        self.snapshot: Snapshot | None = None
-        self.snapshot_error: BaseException | None = None
-
-    def on_records(self, host: Any, records: Any) -> None:
-        self.new_records.set()  # the training thread only flags; the refresher draws
-
-    def records_metrics(self, host: Any) -> bool:
-        return False
-
-    def on_step_end(self, trainer: Any) -> None:
-        if not hasattr(trainer, "opt_d"):  # a user loop: its optimizers are not ours to set
-            return
-        if self.want_snapshot:
-            self.want_snapshot = False
-            try:
-                self.snapshot = take_snapshot(trainer)
-            except Exception as error:  # a view must never stop training
-                self.snapshot_error = error
-        for role, lr in list(self.lr.items()):
-            optimizer = trainer.opt_d if role == "D" else trainer.opt_g
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            del self.lr[role]
-        if self.single_step:
-            self.single_step = False
-            trainer.pause()
 
 
 class Dashboard:
@@ -103,19 +73,24 @@ class Dashboard:
         self.refresh_seconds, self.max_points, self.title = refresh_seconds, max_points, title
         self.smoothing = check_weight(smoothing, "Dashboard")
         self._new_records = threading.Event()
-        self._controls = _Controls(self._new_records)
-        # The samples panel needs G and D between steps, which only a trainer offers.
-        self.samples_seconds = samples_seconds if self.trainer is not None else None
+        self._controls = Controls(self._new_records, user_loop=self.trainer is None)
+        self.samples_seconds = samples_seconds
         self._last_snapshot_request = time.monotonic()
-        if self.samples_seconds is not None and not self.trainer.running:
+        if self.trainer is None:
+            self._first_kept_snapshot()
+        elif self.samples_seconds is not None and not self.trainer.running:
             self._controls.snapshot = _quietly(take_snapshot, self.trainer)
-        self._expects_metrics = _expects_metrics(self.trainer)
+        host = self.trainer if self.trainer is not None else self.monitor
+        self._expects_metrics = _expects_metrics(host)
+        self._expects_coverage = _expects_coverage(host) or None  # None: once recorded
+        self._bins: CoverageBins | None = None  # the latest evaluation's, read once per evaluation
         self.figure = go.FigureWidget(self._build())
         self.status = widgets.HTML("waiting for the first flush")
         self.error: BaseException | None = None
         self._interrupted = False
         self._failure: str | None = None  # "training failed: ..." kept at the front of the status
         self._status_lock = threading.Lock()  # the refresher and the training thread both write it
+        self._draw_lock = threading.Lock()  # the refresher, and a refresh() called from a cell
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         # Ends the refresher's rest early: training ended (nothing to leave the GIL to, and
@@ -276,15 +251,46 @@ class Dashboard:
     def _alerts(self) -> list:
         return list(self.monitor.alerts)  # every alert announced on the host (see Callback)
 
+    def _first_kept_snapshot(self) -> None:
+        """A user loop's samples panel: shown where the monitor keeps samples of a shape
+        the panel draws (or of a shape still unknown); the first picture is taken here when
+        samples are kept already (here no loop runs in this thread: a loop in another
+        thread may be mid-flush, which can mix two flushes in this one picture)."""
+        shape = kept_shape(self.monitor)
+        if getattr(self.monitor, "reservoir", None) is None:
+            self.samples_seconds = None  # attach(keep_samples=0): nothing kept, nothing to show
+        elif shape is not None and shape_note(shape) is not None:
+            self._controls.snapshot_note, self.samples_seconds = shape_note(shape), None
+        elif self.samples_seconds is not None:
+            self._controls.take_kept(self.monitor)
+
+    def _coverage_bins(self) -> CoverageBins | None:
+        """The latest evaluation's bins: read again only when a new evaluation arrived."""
+        history = self.monitor.history
+        if "coverage/ndb" not in history:
+            return None
+        step = int(history["coverage/ndb"][0][-1])
+        if self._bins is None or self._bins.step != step:
+            self._bins = latest_bins(history)
+        return self._bins
+
     def _build(self) -> go.Figure:
-        return build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
-                            title=self.title, samples=self._controls.snapshot,
-                            samples_panel=self.samples_seconds is not None,
-                            metric_panels=self._expects_metrics, smoothing=self.smoothing)
+        fig = build_figure(self.monitor.history, self._alerts(), max_points=self.max_points,
+                           title=self.title, samples=self._controls.snapshot,
+                           samples_panel=self.samples_seconds is not None,
+                           metric_panels=self._expects_metrics,
+                           coverage_panels=self._expects_coverage, coverage_bins=self._coverage_bins(),
+                           smoothing=self.smoothing)
+        if self._controls.snapshot_note is not None:  # the panel was kept before the shape was known
+            for annotation in fig.layout.annotations:
+                if annotation.text == "samples: waiting for the first snapshot":
+                    annotation.text = self._controls.snapshot_note
+        return fig
 
     def refresh(self) -> None:
         """Redraw every panel from the current records (one message to the browser)."""
-        sync_figure(self.figure, self._build())
+        with self._draw_lock:  # built and sent whole: a refresh begun earlier cannot land last
+            sync_figure(self.figure, self._build())
         step = self.monitor.step
         alerts = self._alerts()
         status = (f"step {step}" + (f" · {len(alerts)} alert(s): "
@@ -293,6 +299,8 @@ class Dashboard:
         if self._controls.snapshot_error is not None:
             status += " · samples panel off: " + html.escape(repr(self._controls.snapshot_error))
             self.samples_seconds = None
+        if self._controls.snapshot_note is not None:
+            status += " · " + html.escape(self._controls.snapshot_note)
         with self._status_lock:  # written whole, with what the training thread said last
             if self._failure is not None:
                 status = f"{self._failure} · {status}"
@@ -314,18 +322,24 @@ class Dashboard:
             self._refresher.join(timeout=10)
 
 
-def _expects_metrics(trainer: Any) -> bool | None:
-    """Will `metric/*` series come? For a trainer, decided once so the panels keep their
-    places: yes when a callback says it records metrics (a metric schedule, a store
-    recorder or progress line evaluating self-scoring data). For a user loop, None: the
-    panels appear with the first metric it records."""
-    if trainer is None:
-        return None
-    for callback in trainer.callbacks:
+def _expects_metrics(host: Any) -> bool | None:
+    """Will `metric/*` series come? Decided once so the panels keep their places: yes
+    when a callback says it records metrics (a metric schedule, a store recorder or
+    progress line evaluating self-scoring data). Otherwise no for a trainer; for a user
+    loop None: the panels appear with the first metric it records."""
+    for callback in host.callbacks:
         records_metrics = getattr(callback, "records_metrics", None)
-        if callable(records_metrics) and records_metrics(trainer):
+        if callable(records_metrics) and records_metrics(host):
             return True
-    return any(key.startswith("metric/") for key in trainer.history)
+    if any(key.startswith("metric/") for key in host.history):
+        return True
+    return False if hasattr(host, "fit") else None
+
+
+def _expects_coverage(host: Any) -> bool:
+    """Will `coverage/*` series come (a `LabelFreeCoverage` callback, or recorded already)?"""
+    return (any(isinstance(callback, LabelFreeCoverage) for callback in host.callbacks)
+            or "coverage/ndb" in host.history)
 
 
 def _renamed(deprecated: dict[str, Any], refresh_seconds: float,

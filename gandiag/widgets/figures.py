@@ -35,6 +35,7 @@ from gandiag.widgets.lines import (
     text,
     unique_labels,
 )
+from gandiag.widgets.labelfree import BINS_PANEL, SERIES_PANEL, CoverageBins, bins_panel, latest_bins, series_panel
 from gandiag.widgets.samples import Snapshot, samples_panel_traces
 from gandiag.widgets.smoothing import check_weight
 
@@ -69,6 +70,7 @@ def _axis_titles(loss: str | None) -> dict[str, str]:
 def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_points: int = 2000,
                  title: str | None = None, samples: Snapshot | None = None,
                  samples_panel: bool | None = None, metric_panels: bool | None = None,
+                 coverage_panels: bool | None = None, coverage_bins: CoverageBins | None = None,
                  smoothing: float = 0.0, smoothing_choices: Sequence[float] = ()) -> go.Figure:
     """Every panel of a run: `source` is anything `gandiag.core.read_series` reads (a
     stored run, a trainer, a monitor, a history or {key: (steps, values)}, alike: a
@@ -77,7 +79,11 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     PNG as `ImageSnapshot`) fills a samples panel, which `samples_panel=True` keeps even
     while empty (a live dashboard whose first snapshot is still to come). The coverage
     and distance panels are drawn when there are `metric/*` series, or when
-    `metric_panels=True` (metrics scheduled but not evaluated yet). `smoothing` in [0, 1)
+    `metric_panels=True` (metrics scheduled but not evaluated yet). The label-free
+    coverage panels (`gandiag.widgets.labelfree`) likewise with `coverage/*` series or
+    `coverage_panels=True`; `coverage_bins` is the latest evaluation's bins when the caller
+    keeps them (the live dashboard reads them once per evaluation), else they are read
+    from `source`. `smoothing` in [0, 1)
     draws the losses, D outputs, r_t and accuracies smoothed (TensorBoard's EMA, 0.6 is
     its default) over their raw series, drawn faint; `smoothing_choices` precomputes other
     weights (see `Smoothing`)."""
@@ -86,7 +92,13 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
                        tuple(check_weight(w, "build_figure") for w in smoothing_choices))
     if metric_panels is None:
         metric_panels = any(key.startswith("metric/") for key in series)
+    if coverage_panels is None:
+        coverage_panels = "coverage/ndb" in series
     panels = [panel for panel in TIME_PANELS if metric_panels or panel[0] not in ("coverage", "distance")]
+    if coverage_panels:  # beside the metric/* panels: after theirs, else after the gradients
+        after = "coverage" if metric_panels else "D gradients"
+        panels.insert(1 + [name for name, *_ in panels].index(after), SERIES_PANEL)
+        panels.append(BINS_PANEL)  # x: bins, not steps: after the time panels
     panels += [SAMPLES_PANEL] if (samples_panel or samples is not None) else []
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.025,
                         subplot_titles=[panel_title for _, panel_title, _ in panels],
@@ -101,7 +113,11 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     if metric_panels:
         coverage_panel(fig, series, row=row["coverage"], max_points=max_points)
         distance_panel(fig, series, row=row["distance"], max_points=max_points)
-    time_rows = len(panels) - ("samples" in row)
+    if coverage_panels:
+        series_panel(fig, series, row=row[SERIES_PANEL[0]], max_points=max_points)
+        bins_panel(fig, coverage_bins if coverage_bins is not None else latest_bins(source),
+                   row=row[BINS_PANEL[0]])
+    time_rows = len(panels) - ("samples" in row) - (BINS_PANEL[0] in row)
     for name, axis_title in _axis_titles(loss_name(source)).items():
         if name in row:
             fig.update_yaxes(title_text=axis_title, title_font_size=11, automargin=True, row=row[name], col=1)
@@ -109,6 +125,8 @@ def build_figure(source: Any, alerts: Iterable[Alert] | None = None, *, max_poin
     for r in range(2, time_rows + 1):  # the time panels zoom together
         fig.update_xaxes(matches="x", row=r, col=1)
     height = int(ROW_HEIGHT * sum(h for *_, h in panels)) + 100
+    if BINS_PANEL[0] in row:  # a three-line title, at 13 px
+        _room_for_a_two_line_title(fig, row[BINS_PANEL[0]], share=34 / height)
     if "samples" in row:
         samples_panel_traces(fig, samples, row=row["samples"])
         _room_for_a_two_line_title(fig, row["samples"], share=24 / height)  # 24 px

@@ -30,6 +30,18 @@ MAIN_SIGNALS = (
     ("D/grad_norm/total", "D gradient norm (total)"),
     ("G/grad_norm/total", "G gradient norm (total)"),
 )
+# Label-free coverage (`gandiag.metrics.LabelFreeCoverage`), beside the metric/* rows.
+COVERAGE_SIGNALS = (
+    ("coverage/ndb", "NDB/k (label-free: share of bins that differ)"),
+    ("coverage/ndb_null", "NDB/k of two real samples (null level)"),
+    ("coverage/jsd", "JSD over the bins (nats)"),
+    ("coverage/jsd_null", "JSD of two real samples (null level)"),
+    ("coverage/bins_covered", "bins covered (fake share >= real share / 4)"),
+    ("coverage/precision", "precision (label-free)"),
+    ("coverage/recall", "recall (label-free)"),
+    ("coverage/density", "density (label-free)"),
+    ("coverage/coverage", "coverage (label-free)"),
+)
 TAIL_SHARE = 0.1  # "recent mean": the last 10 % of the run's steps
 MOST_LIST_ITEMS = 8
 
@@ -127,11 +139,12 @@ def _alert_html(alert: Alert, origin: str, stored_steps: list[int]) -> str:
 
 
 def final_values(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str, int, float, float]]:
-    """(key, label, last step, last value, recent mean) of the main signals and of every
-    `metric/*` series; the recent mean is over the finite values of the last 10 % of the
-    run's steps (a noisy loss's last value alone says little)."""
+    """(key, label, last step, last value, recent mean) of the main signals, of every
+    `metric/*` series and of the label-free coverage; the recent mean is over the finite
+    values of the last 10 % of the run's steps (a noisy loss's last value alone says little)."""
     keys = [(key, label) for key, label in MAIN_SIGNALS if key in series]
     keys += [(key, key[len("metric/"):]) for key in sorted(series) if key.startswith("metric/")]
+    keys += [(key, label) for key, label in COVERAGE_SIGNALS if key in series]
     rows = []
     for key, label in keys:
         steps, values = (np.asarray(a) for a in series[key])

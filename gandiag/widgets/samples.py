@@ -6,8 +6,11 @@
   where G's next update moves them (GAN Lab's view, on your own models). Arrows share one
   scale, so their relative lengths are true; the legend gives the longest one's norm.
 - `ImageSnapshot`: a PNG (a fixed-noise grid of images, or a stored run's picture).
+- `PointsSnapshot` (2-D data of a user's own loop): the most recent fakes D saw over the
+  real samples the monitor kept (no G or D call: the loop's models are not ours to run).
 
-`gandiag.widgets.snapshot.take_snapshot(trainer)` makes them from a live trainer; a stored
+`gandiag.widgets.snapshot.take_snapshot(trainer)` makes them from a live trainer,
+`gandiag.widgets.kept.kept_snapshot(monitor)` from a monitor's sample reservoir; a stored
 run's sample pictures come back as `ImageSnapshot`s (`stored_snapshots(run)`).
 """
 
@@ -39,9 +42,19 @@ class ImageSnapshot:
 
     step: int
     png: bytes
+    what: str = "fixed noise"  # said in the panel's title
 
 
-Snapshot = PlaneSnapshot | ImageSnapshot
+@dataclass(frozen=True)
+class PointsSnapshot:
+    """2-D samples a monitor kept, at one step; float32 arrays."""
+
+    step: int
+    fake: np.ndarray  # (n, 2) the most recent fakes D saw, oldest first
+    real: np.ndarray  # (m, 2) a uniform sample of the reals D saw
+
+
+Snapshot = PlaneSnapshot | ImageSnapshot | PointsSnapshot
 SURFACE_COLORS = "PiYG"  # pink: D says fake (< 0), green: D says real (> 0)
 ARROW_SHARE = 0.08  # the longest arrow spans this share of the plane's width
 
@@ -66,12 +79,18 @@ def samples_panel_traces(fig: go.Figure, snapshot: Snapshot | None, *, row: int)
                                name="samples", hoverinfo="skip"), row=row, col=1)
         fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, row=row, col=1)
         fig.update_xaxes(showticklabels=False, showgrid=False, row=row, col=1)
-        title = f"samples at step {snapshot.step} (fixed noise)"
+        title = f"samples at step {snapshot.step} ({snapshot.what})"
+    elif isinstance(snapshot, PointsSnapshot):
+        outside = _points(fig, snapshot, row)
+        title = (f"samples at step {snapshot.step}: the last {len(snapshot.fake)} fakes D saw over "
+                 f"{len(snapshot.real)} of the reals it saw<br>(kept by the monitor: no extra G call)"
+                 + (f", {outside} fakes outside" if outside else ""))
     elif snapshot is None:
         title = "samples: waiting for the first snapshot"
     else:
-        raise TypeError(f"samples panel: expected a PlaneSnapshot or an ImageSnapshot, got "
-                        f"{type(snapshot).__name__}; make one with take_snapshot(trainer)")
+        raise TypeError(f"samples panel: expected a PlaneSnapshot, an ImageSnapshot or a "
+                        f"PointsSnapshot, got {type(snapshot).__name__}; make one with "
+                        "take_snapshot(trainer) or kept_snapshot(monitor)")
     for annotation in fig.layout.annotations:  # the subplot title make_subplots wrote
         if annotation.text == "samples":
             annotation.text = title
@@ -106,6 +125,29 @@ def _plane(fig: go.Figure, shot: PlaneSnapshot, row: int) -> tuple[int, float]:
     fig.update_xaxes(range=[low, high], row=row, col=1)
     fig.update_yaxes(range=[low, high], row=row, col=1)
     return int((~inside).sum()), longest
+
+
+def _points(fig: go.Figure, shot: PointsSnapshot, row: int) -> int:
+    """Fakes over reals in a square that holds the reals and most fakes (a fake far off
+    would squeeze the data to a dot); returns how many fakes fall outside it."""
+    both = np.concatenate([shot.real, shot.fake])
+    both = both[np.isfinite(both).all(axis=1)]
+    if len(both):
+        low, high = np.quantile(both, [0.005, 0.995], axis=0)
+        low, high = np.minimum(low, shot.real.min(axis=0, initial=np.inf)), np.maximum(
+            high, shot.real.max(axis=0, initial=-np.inf))
+    else:
+        low, high = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    center, half = (low + high) / 2, 0.55 * max(float((high - low).max()), 1e-6)
+    fig.add_trace(go.Scatter(x=shot.real[:, 0], y=shot.real[:, 1], mode="markers", name="real",
+                             marker={"size": 3, "color": "#1b5e20", "opacity": 0.5}), row=row, col=1)
+    inside = np.all(np.abs(shot.fake - center) <= half, axis=1)
+    fig.add_trace(go.Scatter(x=shot.fake[inside, 0], y=shot.fake[inside, 1], mode="markers",
+                             name="G(z)", marker={"size": 4, "color": "#4a148c", "opacity": 0.8}),
+                  row=row, col=1)
+    fig.update_xaxes(range=[float(center[0] - half), float(center[0] + half)], row=row, col=1)
+    fig.update_yaxes(range=[float(center[1] - half), float(center[1] + half)], row=row, col=1)
+    return int((~inside).sum())
 
 
 def _arrows(starts: np.ndarray, push: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray, float]:

@@ -44,5 +44,5 @@ def test_an_image_snapshot_is_an_inline_png_and_an_unknown_one_is_refused():
     assert image.type == "image" and base64.b64decode(image.source.split(",", 1)[1]) == png
     empty = build_figure({"G/loss": (np.arange(10), np.ones(10))}, samples_panel=True)
     assert any(a.text == "samples: waiting for the first snapshot" for a in empty.layout.annotations)
-    with pytest.raises(TypeError, match="expected a PlaneSnapshot or an ImageSnapshot"):
+    with pytest.raises(TypeError, match="expected a PlaneSnapshot, an ImageSnapshot or a PointsSnapshot"):
         samples_panel_traces(make_subplots(rows=1, cols=1), "a picture", row=1)
