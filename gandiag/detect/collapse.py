@@ -12,10 +12,10 @@ Three kinds of evidence, each enough on its own:
   about a tenth of it, and G's share of each region is compared with the data's. The
   regions' JSD reaches `jsd_factor` times what two real samples of the same size give
   (`coverage/regions_jsd_null`, measured on the data itself), on `evaluations`
-  consecutive evaluations: for all of G's samples once at least `min_precision` of them
-  lie on the data (PRDC precision), or for those of its samples that lie on the data
-  (`coverage/regions_jsd_hq`, while G still makes much off the data: where its good
-  samples fall). Five times the null is about one region (a tenth of the data) getting a
+  consecutive evaluations where at least `min_precision` of G's samples lie on the data
+  (PRDC precision; before that, where its few good samples fall says little): for all of
+  G's samples, or for those that lie on the data (`coverage/regions_jsd_hq`: where its
+  good samples fall, which speaks while G still makes much off the data). Five times the null is about one region (a tenth of the data) getting a
   fifth of its share, or one region getting five times its share. The alert names the regions
   and the fine bins starved (fake share under a quarter of the real share) and since
   when, and says when the starved regions move between evaluations (mode hopping);
@@ -169,10 +169,9 @@ class ModeCollapse(Detector):
         steps = view.new("coverage/regions_jsd")[0]
         ratio_all, ratio_on_data, precision = _ratios(view, steps)
         with np.errstate(invalid="ignore"):
-            # All of G's samples, once enough of them lie on the data; or those on the data.
-            on_data_enough = precision >= self.min_precision
-            judged = (steps >= warmup) & (on_data_enough | np.isfinite(ratio_on_data))
-            bad = (on_data_enough & (ratio_all >= self.jsd_factor)) | (ratio_on_data >= self.jsd_factor)
+            # Judged once enough of G's samples lie on the data: all of them, or those on it.
+            judged = (steps >= warmup) & (precision >= self.min_precision)
+            bad = (ratio_all >= self.jsd_factor) | (ratio_on_data >= self.jsd_factor)
         steps, bad = steps[judged], bad[judged]
         alerts = []
         for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):

@@ -146,9 +146,8 @@ def test_two_evaluations_in_a_row_at_five_times_the_null_raise_one_alert_from_th
                             2000: evaluation(6)}) == []  # not in a row
 
 
-def test_evaluations_with_g_off_the_data_are_left_out_unless_its_on_data_samples_speak():
-    off = {500: evaluation(9, precision=0.1), 1000: evaluation(9, precision=0.1),
-           1500: evaluation(9, precision=0.1)}
+def test_evaluations_with_g_off_the_data_are_left_out_and_its_on_data_samples_speak():
+    off = {s: evaluation(9, precision=0.1, ratio_on_data=9) for s in (500, 1000, 1500)}
     assert collapse_alerts(off) == []  # where G's few on-data samples fall says little
     on_data = {s: evaluation(1, precision=0.3, ratio_on_data=8) for s in (500, 1000, 1500)}
     alerts = collapse_alerts(on_data)
