@@ -72,12 +72,28 @@ class ModeCollapse(Detector):
         return self.spread_window
 
     def scan(self, view: View, warmup: int) -> list[Alert]:
-        alerts = self._coverage(view, warmup) + self._regions(view, warmup) + self._diversity(view, warmup)
-        return sorted(alerts, key=lambda a: a.detected_at)
+        # One collapse, one alert, in the order the evidence came: an alert is dropped
+        # while another kind of evidence has one running (raised before this scan, or
+        # earlier in it and still running), so a run diagnosed flush by flush and the
+        # whole stored run keep the same alert.
+        paths = ("coverage", "regions", "diversity")
+        running_before = {path for path in paths if self._running(path)}
+        raised = [(path, alert) for path, alerts in (("coverage", self._coverage(view, warmup)),
+                                                     ("regions", self._regions(view, warmup)),
+                                                     ("diversity", self._diversity(view, warmup)))
+                  for alert in alerts]
+        kept, taken = [], set()
+        for path, alert in sorted(raised, key=lambda pair: pair[1].detected_at):
+            others = {other for other in paths if other != path}
+            if others & running_before or any(other in taken and self._running(other) for other in others):
+                continue
+            kept.append(alert)
+            taken.add(path)
+        return kept
 
-    def _quiet(self, *others: str) -> bool:
-        return any(self.episodes.get(other) is not None and self.episodes[other].active
-                   for other in others)
+    def _running(self, path: str) -> bool:
+        episode = self.episodes.get(path)
+        return episode is not None and episode.active
 
     def _coverage(self, view: View, warmup: int) -> list[Alert]:
         keys = [k for k in HIGHER_IS_MORE_MODES + KL_TO_UNIFORM if k in view]
@@ -108,10 +124,9 @@ class ModeCollapse(Detector):
         self.state["ignored_low_hq"] = ignored_before + len(ignored)
         alerts = []
         for start, index in self.episode("coverage", persist=self.evaluations).feed(steps, condition):
-            if not self._quiet("diversity", "regions"):
-                at = int(steps[index])
-                n_ignored = ignored_before + int(np.count_nonzero(ignored <= at))
-                alerts.append(self._coverage_alert(view, bests, start, at, n_ignored))
+            at = int(steps[index])
+            n_ignored = ignored_before + int(np.count_nonzero(ignored <= at))
+            alerts.append(self._coverage_alert(view, bests, start, at, n_ignored))
         return alerts
 
     def _best_so_far(self, key: str, own: np.ndarray,
@@ -175,8 +190,7 @@ class ModeCollapse(Detector):
         steps, bad = steps[judged], bad[judged]
         alerts = []
         for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):
-            if not self._quiet("coverage", "diversity"):
-                alerts.append(self._regions_alert(view, start, int(steps[index])))
+            alerts.append(self._regions_alert(view, start, int(steps[index])))
         return alerts
 
     def _regions_alert(self, view: View, start: int, at: int) -> Alert:
@@ -251,8 +265,6 @@ class ModeCollapse(Detector):
             condition = (steps >= warmup) & (median < self.spread)
         alerts = []
         for start, index in self.episode("diversity", persist=self.persist).feed(steps, condition):
-            if self._quiet("coverage", "regions"):
-                continue
             ratio = float(median[index])
             at = int(steps[index])
             evidence = {"spread_ratio": ratio, "steps_held": at - start + 1}
