@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import errno
+import gc
 import json
 import os
 import re
@@ -168,6 +169,9 @@ def _add_train(commands: Any) -> None:
                        help="run each step as one CUDA graph or through torch.compile (CUDA)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--log-every", type=int, default=500, help="steps between progress lines")
+    train.add_argument("--coverage-every", type=int, default=500,
+                       help="steps between label-free coverage evaluations (coverage/*: G's samples "
+                            "against kept real samples, no labels; 0: off; default 500)")
     train.add_argument("--out", default="runs", help="folder for the checkpoint and summary")
     train.add_argument("--store", default=DEFAULT_STORE,
                        help=f"run store (SQLite) that records the run (default {DEFAULT_STORE})")
@@ -330,7 +334,8 @@ def _train(args: argparse.Namespace) -> int:
         "loss": args.loss, "steps": args.steps, "batch_size": args.batch_size,
         "lr_g": args.lr_g, "lr_d": args.lr_d, "z_dim": args.z_dim, "device": args.device,
         "amp": args.amp, "seed": args.seed, "log_every": args.log_every,
-        "capture": args.capture, **parse_stabilisers(args.stabilise),
+        "coverage_every": args.coverage_every, "capture": args.capture,
+        **parse_stabilisers(args.stabilise),
     })
     # Under torchrun every process runs this command: join the group, train on this
     # rank's shard; rank 0 alone writes the store, the checkpoint and the report.
@@ -343,6 +348,11 @@ def _train(args: argparse.Namespace) -> int:
             distributed.leave(together=False)
         raise
     if several:
+        # Free the trainer first (it lives in reference cycles): its DDP wrappers hold the
+        # process group, whose gloo connections would otherwise close at interpreter exit,
+        # each rank on its own time, which can abort a rank that exits while the other is
+        # still tearing down ("terminate called without an active exception").
+        gc.collect()
         distributed.leave(together=True)
     if summary is None:  # ranks other than 0
         return 0

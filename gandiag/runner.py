@@ -1,5 +1,6 @@
 """Train one run on built-in data the way `gandiag train` and `gandiag demo` do: progress
-line, run store, live diagnosis, then checkpoint, JSON summary and HTML report."""
+line, run store, live diagnosis, then checkpoint, JSON summary (with the last label-free
+`coverage/*` values) and HTML report."""
 
 from __future__ import annotations
 
@@ -60,13 +61,33 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
                               rediagnose=False)
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
                "seconds": seconds, "device": str(trainer.device), "world_size": trainer.world_size,
-               "report": report, "metrics": metrics,
+               "report": report, "metrics": metrics, "coverage": last_coverage(trainer.history),
                "evaluations": progress.evaluations, "config": config.to_dict(),
                "store": recorder.where, "alerts": diagnosis.alerts}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(json_safe(summary | {"alerts": [a.row() for a in diagnosis.alerts]}), f, indent=2,
                   default=float, allow_nan=False)
     return summary
+
+
+def last_coverage(history: Any) -> dict[str, float]:
+    """The last value of each `coverage/*` series (label-free coverage, recorded every
+    `coverage_every` steps), by its short name, and "step": the last evaluation's step;
+    {} when none ran (coverage_every=0, or a run too short to keep enough real samples).
+
+    >>> import numpy as np
+    >>> last_coverage({"coverage/ndb": (np.array([500, 1000]), np.array([0.4, 0.1])), "D/loss": ()})
+    {'ndb': 0.1, 'step': 1000}
+    """
+    out: dict[str, Any] = {}
+    step = None
+    for key in history:
+        if key.startswith("coverage/"):
+            steps, values = history[key]
+            if len(steps):
+                out[key.partition("/")[2]] = float(values[-1])
+                step = int(steps[-1]) if step is None else max(step, int(steps[-1]))
+    return out if step is None else {**out, "step": step}
 
 
 def json_safe(value: Any) -> Any:

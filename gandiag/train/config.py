@@ -63,6 +63,10 @@ class TrainConfig:
     # to eager, with a warning that says why, where they cannot work (CPU, instance noise).
     capture: str = "none"
     log_every: int = 50  # steps between flushes of recorded values (the only sync)
+    # steps between label-free coverage evaluations (coverage/*: k-means bins NDB/JSD and
+    # PRDC of fixed-noise samples of G against kept real samples), in a background thread,
+    # at the first flush that many steps after the last one (0: off)
+    coverage_every: int = 500
     checkpoint_every: int = 0  # steps between checkpoints (0: off); a multiple of log_every
     checkpoint_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # user notes, stored with the run
@@ -225,7 +229,8 @@ _MAX_SEED = 2**63 - 1  # torch seeds are 64-bit; ranks add a small offset to the
 # Field -> (minimum, may be None)
 _INT_FIELDS: dict[str, tuple[int, bool]] = {
     "steps": (1, False), "batch_size": (1, False), "n_critic": (1, False), "pack": (1, False),
-    "log_every": (1, False), "checkpoint_every": (0, False), "seed": (0, False),
+    "log_every": (1, False), "checkpoint_every": (0, False), "coverage_every": (0, False),
+    "seed": (0, False),
     "z_dim": (1, True), "instance_noise_steps": (1, True),
 }
 # Field -> (low, low excluded, high (excluded) or None, may be None)
@@ -236,6 +241,7 @@ _FLOAT_FIELDS: dict[str, tuple[float, bool, float | None, bool]] = {
     "label_smoothing": (0.0, False, 1.0, False), "ema": (0.0, False, 1.0, False),
 }
 _BOOL_FIELDS = ("spectral_norm", "amp")
+_OFF_AT_ZERO = ("checkpoint_every", "coverage_every")  # integer fields where 0 means off
 
 
 def parse_bool(label: str, value: Any, *, fix: str, text: bool = False) -> bool:
@@ -326,7 +332,8 @@ def _kind_note(value: Any) -> str:
 
 def _default_fix(name: str) -> str:
     default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
-    return f"pass e.g. {name}={default!r} (the default)"
+    off = f", or {name}=0 to turn it off" if name in _OFF_AT_ZERO else ""
+    return f"pass e.g. {name}={default!r} (the default){off}"
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

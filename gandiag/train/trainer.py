@@ -45,6 +45,9 @@ class Trainer(LoopControl, CallbackHost):
     torch's global RNG is seeded with `config.seed` (dropout, user code). `name` names the
     run and its checkpoint (`<name>-last.pt` in `checkpoint_dir`), so it must be a plain
     file name; it and the folder are checked here, before any training.
+
+    Every `config.coverage_every` steps, `coverage` (a `LabelFreeCoverage`) compares G's
+    samples with the real batches kept in `reservoir`, without labels (see host.py).
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class Trainer(LoopControl, CallbackHost):
         # each alert to it (on_records, on_alert), the trainer everything else.
         self.monitor.host = self
         self.monitor.callbacks = list(callbacks or [])
+        self._setup_coverage()  # coverage/* every coverage_every steps (host.py)
         self._evaluated: tuple[int, dict[str, Any]] | None = None  # (step, metrics)
         # What the step calls: the models themselves, or their DDP wrappers (which average
         # gradients across ranks); sample(), evaluate() and checkpoints use G and D.
@@ -132,6 +136,9 @@ class Trainer(LoopControl, CallbackHost):
         """One G update preceded by `n_critic` D updates: eager, or replayed as one CUDA
         graph (capture="cuda_graph"). No host-device sync."""
         reals = [self.data.next() for _ in range(self.config.n_critic)]
+        if self._keep_reals:  # before packing and noise, outside any graph: a device copy of a few rows
+            for real in reals:
+                self.reservoir.offer("real", real)
         if self._graphed is not None:
             try:
                 self._graphed(reals)
@@ -273,6 +280,7 @@ class Trainer(LoopControl, CallbackHost):
             self.fit_steps, self.error, self._stop_requested = steps, None, False
             self.G.train()
             self.D.train()
+            self._refresh_coverage()
             for callback in self._active_callbacks():
                 callback.on_fit_start(self)
             try:
@@ -309,6 +317,7 @@ class Trainer(LoopControl, CallbackHost):
     def _flush(self) -> None:
         """Bring recorded rows to the host (the sync), stop on a non-finite loss, notify."""
         records = self.monitor.flush()
+        self.reservoir.absorb()  # the kept real rows to the host, before on_flush reads them
         if not records:
             return
         check_finite_losses(records)
@@ -375,6 +384,7 @@ class Trainer(LoopControl, CallbackHost):
         checkpoint.restore_trainer_state(self, state)
         self._evaluated = None  # other weights at the same step
         self._graphed = self._new_graph()  # a graph would replay into the replaced tensors
+        self._restart_coverage()  # bins refitted, next evaluation due once enough reals are kept
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint that `load` resumes exactly (on the CPU)."""
