@@ -348,10 +348,11 @@ def _train(args: argparse.Namespace) -> int:
             distributed.leave(together=False)
         raise
     if several:
-        # Free the trainer first (it lives in reference cycles): its DDP wrappers hold the
-        # process group, whose gloo connections would otherwise close at interpreter exit,
-        # each rank on its own time, which can abort a rank that exits while the other is
-        # still tearing down ("terminate called without an active exception").
+        # Collect the run's cyclic garbage (label-free coverage leaves some on rank 0) on
+        # every rank before the barrier: a rank still busy in the interpreter's final
+        # collection while the others exit can make gloo abort one of them at exit
+        # ("terminate called without an active exception"; measured: 1 torchrun run in 16
+        # with coverage every 20 steps, none in 30 with this line).
         gc.collect()
         distributed.leave(together=True)
     if summary is None:  # ranks other than 0
