@@ -106,6 +106,11 @@ class SampleReservoir:
             held = np.roll(held, -(self._fake_next % full), axis=0)
         return held[-n:].copy()
 
+    def full(self, kind: str) -> bool:
+        """Whether `kind` holds as many rows as it can (`keep`, or fewer large ones)."""
+        held = self.real if kind == "real" else self.fake
+        return held is not None and len(held) >= self._capacity(held[0])
+
     def _capacity(self, sample: np.ndarray) -> int:
         return max(1, min(self.keep, self.max_bytes // max(sample.nbytes, 1)))
 

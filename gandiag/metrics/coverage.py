@@ -120,9 +120,10 @@ class LabelFreeCoverage(Callback):
 
     def _due(self, host: Any) -> bool:
         n_real, n_fake = self._available(host)
-        return (host.step - self._last >= self.every
-                and n_real >= (self.min_real if self.bins is None else 2 * self.k)
-                and n_fake >= 2 * self.k)
+        needed = self.min_real if self.bins is None else 2 * self.k
+        if n_real and host.reservoir.full("real"):  # large samples: max_bytes holds fewer
+            needed = min(needed, max(n_real, 2 * self.k))
+        return host.step - self._last >= self.every and n_real >= needed and n_fake >= 2 * self.k
 
     def _available(self, host: Any) -> tuple[int, int]:
         """How many real and fake samples the host can give now."""

@@ -233,7 +233,7 @@ def _describe(value: Any) -> str:
 
 # ---- assigning ----------------------------------------------------------------------
 def _warn_changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    quiet = {"log_every", "checkpoint_every", "checkpoint_dir", "device", "extra"}
+    quiet = {"log_every", "checkpoint_every", "checkpoint_dir", "device", "extra", "coverage_every"}
     if not (current["instance_noise"] and current["instance_noise_steps"] is None):
         quiet.add("steps")  # only the annealing horizon reads steps during training
     changed = [k for k in current

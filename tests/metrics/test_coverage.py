@@ -27,7 +27,10 @@ class Host:
 
 
 def evaluate(real, fake, **options):
-    host, callback = Host(real, fake), LabelFreeCoverage(every=1, **options)
+    return evaluate_on(Host(real, fake), LabelFreeCoverage(every=1, **options))
+
+
+def evaluate_on(host, callback):
     callback.on_flush(host, None)
     callback.on_fit_end(host)
     assert callback.error is None
@@ -101,6 +104,7 @@ def test_too_few_finite_samples_skip_with_a_note_saying_why():
 
 def test_a_run_with_too_few_samples_says_why_it_has_no_coverage():
     host = Host(ring_samples(300, range(8), 0), ring_samples(300, range(8), 1))
+    host.reservoir.keep = 2000  # room for more: the run was too short to fill it
     host.reservoir.skipped["not_floating_point"] = 7
     callback = LabelFreeCoverage(every=100)  # needs 1000 reals before the first fit
     callback.on_flush(host, None)
@@ -143,3 +147,11 @@ def test_a_user_loop_records_coverage_in_its_history_and_store(tmp_path, monkeyp
     stored = gandiag.open_run("ring", store=tmp_path / "s.sqlite")
     assert stored["coverage/jsd"][0].tolist() == [80, 100]
     assert monitor.coverage.latest["step"] == 100 and len(monitor.coverage.latest["fake_shares"]) == 50
+
+
+def test_large_samples_are_compared_once_the_reservoir_holds_what_its_bytes_allow():
+    real, fake = ring_samples(400, range(8), 0), ring_samples(400, range(8), 1)
+    host = Host(real, fake)
+    host.reservoir.max_bytes = 400 * real[0].astype(np.float32).nbytes  # room for 400 samples only
+    recorded = evaluate_on(host, LabelFreeCoverage(every=1))  # min_real 1000 cannot be reached
+    assert recorded["coverage/n"] == 200
