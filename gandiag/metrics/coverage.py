@@ -11,17 +11,20 @@ recorded at the next flush, on the training thread):
   extractor named by the user;
 - binned coverage (Richardson & Weiss 2018, `functional.binned`): k-means bins fitted
   once, on the first full real sample; NDB / k, JSD and the share of bins covered, of
-  `n` recent fakes against `n` reals;
+  the `n` most recent fakes against `n` reals; the same JSD over 10 coarse *regions* (a
+  tenth of the data each: what `mode_collapse` reads, see `gandiag.detect.collapse`),
+  for all fakes and for those inside some real sample's k-NN ball (on the data);
 - precision, recall, density, coverage (Naeem et al. 2020, `functional.prdc`, k = 5) of
   the same samples;
 - the data's own null level: NDB / k and JSD of `n` reals against `n` other reals over
   the same bins (`null_ndb`, 95th percentile of 200 draws), so that a detector compares
   with what two real samples of that size give, not with a constant.
 
-Recorded as `coverage/ndb`, `coverage/jsd`, `coverage/bins_covered`,
-`coverage/precision`, `coverage/recall`, `coverage/density`, `coverage/coverage`,
-`coverage/ndb_null`, `coverage/jsd_null` at the step whose samples were compared; the
-latest bin shares are in `latest` (for a picture of real vs fake shares per bin).
+Recorded as `coverage/<name>` at the step whose samples were compared (every name is in
+docs/definitions.md, "In a training loop"), with the real and fake counts per bin as the
+histograms `coverage/real_bins` and `coverage/fake_bins`; `latest` holds the last
+evaluation with its bin shares. NaN or inf samples are counted (`coverage/nonfinite`),
+not binned; an evaluation that cannot run, or a run that ends without one, says why.
 """
 
 from __future__ import annotations
@@ -195,7 +198,7 @@ class LabelFreeCoverage(Callback):
                       "ndb_null": null["ndb_k_quantile"], "jsd_null": null["jsd_quantile"],
                       "starved_null": null["starved_quantile"], "n": float(n), "k": float(self.bins.k),
                       "nonfinite": n_bad / (n_bad + len(fake)),
-                      "regions": float(REGIONS), "regions_jsd": coarse["jsd"], "regions_jsd_null": coarse_null["jsd_quantile"],
+                      "regions": float(self.regions.k), "regions_jsd": coarse["jsd"], "regions_jsd_null": coarse_null["jsd_quantile"],
                       "regions_starved": 1 - coarse["bins_covered"],
                       "regions_starved_null": coarse_null["starved_quantile"]}
             if self._starved is not None:  # bins starved now that were not at the last evaluation
@@ -210,7 +213,8 @@ class LabelFreeCoverage(Callback):
                 values["regions_jsd_hq_null"] = null_ndb(self.regions, real_f, len(on_data), n_real=n,
                                                          seed=self.seed)["jsd_quantile"]
             if self._coarse_starved is not None:
-                values["regions_new"] = float(np.count_nonzero(coarse_starved & ~self._coarse_starved)) / REGIONS
+                values["regions_new"] = (float(np.count_nonzero(coarse_starved & ~self._coarse_starved))
+                                         / self.regions.k)
             self._starved, self._coarse_starved = starved, coarse_starved
             self.latest = {"step": step, **values, "real_shares": binned["real_shares"],
                            "fake_shares": binned["fake_shares"], "starved": np.flatnonzero(starved).tolist()}
