@@ -45,7 +45,8 @@ class StoreRecorder(Callback):
     and config (default: a Trainer's name and its config with the models and device).
     `evaluate`: under a Trainer on self-scoring data, store the data's metrics at each
     flush. `samples_every` (steps, default the flush cadence) and `n_samples`: the sample
-    pictures, under a Trainer. The writer opens at the first `on_fit_start`; a Monitor's
+    pictures (under a Trainer of G on fixed noise; in a user loop of the most recent fakes
+    its monitor kept). The writer opens at the first `on_fit_start`; a Monitor's
     `remove()` closes it, under a Trainer `close()` does (a later fit() goes on in the
     same run).
     """
@@ -110,7 +111,10 @@ class StoreRecorder(Callback):
         return self.evaluate and bool(getattr(host, "can_evaluate", False))
 
     def on_flush(self, host: Any, records: Records) -> None:
-        if self.writer is None or not hasattr(host, "sample"):  # a user loop: records only
+        if self.writer is None:
+            return
+        if not hasattr(host, "sample"):  # a user loop: the fakes D saw last, no extra G call
+            self._store_kept(host)
             return
         step = host.step
         if self.records_metrics(host):
@@ -121,6 +125,19 @@ class StoreRecorder(Callback):
                 self.writer.add_sample(step, samples_png(samples))
             except ValueError:
                 self._pictures = False  # samples that are neither points nor images
+
+    def _store_kept(self, host: Any) -> None:
+        """A picture of the most recent fakes a user loop's monitor kept (`reservoir`), every
+        `samples_every` steps (default: each flush), so its replay and report show samples."""
+        reservoir = getattr(host, "reservoir", None)
+        every = self.samples_every or getattr(host, "log_every", 1)
+        if not self._pictures or reservoir is None or reservoir.fake is None or host.step % every:
+            return
+        fakes = reservoir.recent_fakes(self.n_samples if reservoir.fake.shape[1:] == (2,) else 64)
+        try:
+            self.writer.add_sample(host.step, samples_png(fakes))
+        except ValueError:
+            self._pictures = False  # samples that are neither points nor images
 
     def on_fit_end(self, host: Any) -> None:
         if self.writer is None:

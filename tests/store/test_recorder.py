@@ -83,3 +83,25 @@ def test_an_unusable_store_path_leaves_nothing_attached(tmp_path):
     with pytest.raises(RunStoreError):
         gandiag.attach(G, D, store=foreign)
     assert foreign.read_bytes() == b"this is not sqlite at all" * 100
+
+
+def test_a_user_loop_stores_pictures_of_the_fakes_its_monitor_kept(tmp_path):
+    path = tmp_path / "gandiag.sqlite"
+    torch.manual_seed(0)
+    ring = data.ring()
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    with gandiag.attach(G, D, opt_g=opt_g, opt_d=opt_d, store=path, run="points", log_every=5):
+        for _ in range(10):
+            fake = G(torch.randn(16, 2))
+            loss_d = (D(fake.detach()) - D(ring.sample(16))).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = -D(fake).mean()
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+    pictures = open_run("points", path).samples()
+    assert [step for step, _ in pictures] == [5, 10]
+    assert all(png.startswith(PNG_SIGNATURE) for _, png in pictures)
