@@ -120,6 +120,8 @@ class SampleReservoir:
             held = None  # the samples changed shape (a new data set): start over
             self.seen[kind] = 0
             self.skipped["shape_changes"] += 1
+            if kind == "fake":
+                self._fake_next = 0  # the new ring starts empty
         capacity = self._capacity(rows[0])
         if held is None:
             held = np.empty((0, *rows.shape[1:]), np.float32)

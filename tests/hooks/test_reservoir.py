@@ -72,3 +72,16 @@ def test_large_samples_are_kept_within_the_byte_budget():
     reservoir.offer("real", torch.randn(64, 3, 8, 8))
     reservoir.absorb()
     assert reservoir.real.shape == (10, 3, 8, 8)
+
+
+def test_recent_fakes_stay_in_order_after_the_samples_change_shape():
+    from gandiag.hooks.reservoir import SampleReservoir
+
+    reservoir = SampleReservoir(keep=3, per_flush=100, take=100)
+    for start in (0, 3, 6):  # the ring wraps
+        reservoir.offer("fake", torch.arange(start, start + 3.0).reshape(3, 1))
+        reservoir.absorb()
+    reservoir.offer("fake", torch.arange(10.0).reshape(5, 2))  # another shape: a new ring
+    reservoir.absorb()
+    assert reservoir.recent_fakes(3)[:, 0].tolist() == [4.0, 6.0, 8.0]
+    assert reservoir.skipped["shape_changes"] == 1
