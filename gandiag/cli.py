@@ -277,15 +277,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from gandiag.detect import diagnose, format_diagnosis
+    from gandiag.detect import diagnosis_of, format_diagnosis
 
     with _open_run(args) as run:
-        alerts = diagnose(run, warmup=args.warmup)
+        diagnosis = diagnosis_of(run, warmup=args.warmup)
         title = f"run {run.id} ({run.name!r}, {run.status}, {run.last_step} steps)"
     if args.json:
-        print(json.dumps([alert.row() for alert in alerts], indent=2))
+        print(json.dumps([alert.row() for alert in diagnosis.alerts], indent=2))
     else:
-        print(format_diagnosis(alerts, name=title))
+        # With what could not be judged: a short run's "no problems" is not a verdict.
+        print(format_diagnosis(diagnosis.alerts, name=title, readiness=diagnosis.readiness()))
     return 0
 
 
@@ -358,7 +359,7 @@ def _train(args: argparse.Namespace) -> int:
     if summary is None:  # ranks other than 0
         return 0
     print(json.dumps(json_safe(summary["metrics"]), indent=2, allow_nan=False))
-    print(format_diagnosis(summary["alerts"], name=f"run {args.name!r}"))
+    print(format_diagnosis(summary["alerts"], name=f"run {args.name!r}", readiness=summary["readiness"]))
     if several:
         print(f"Trained on {summary['world_size']} ranks (data parallel), batch "
               f"{config.batch_size} per rank")

@@ -59,7 +59,8 @@ def run_demo(*, steps: int, out: str, device: str, seed: int, store: str) -> int
     print()
     print(verdict(finals, n_modes))
     print()
-    print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run"))
+    print(format_diagnosis(runs["vanilla"]["alerts"], name="the vanilla run",
+                           readiness=runs["vanilla"]["readiness"]))
     print(f"(the packed run: {len(runs['packed']['alerts'])} alert(s); both diagnoses are stored "
           f"with the runs: gandiag diagnose vanilla --store {store})")
     print(f"The vanilla run's report (panels and diagnosis, one HTML file): {runs['vanilla']['report']}")

@@ -58,14 +58,15 @@ def train_one(name: str, data_name: str, model_name: str, config: Any, out: str,
         # The live diagnosis saw every flush: a second pass over the stored run would only
         # cost time and place the same episodes at other steps.
         report = write_report(run, os.path.join(out, f"{name}-report.html"), alerts=diagnosis.alerts,
-                              rediagnose=False)
+                              rediagnose=False, readiness=diagnosis.readiness())
     summary = {"name": name, "data": data_name, "model": model_name, "steps": trainer.step,
                "seconds": seconds, "device": str(trainer.device), "world_size": trainer.world_size,
                "report": report, "metrics": metrics, "coverage": last_coverage(trainer.history),
                "evaluations": progress.evaluations, "config": config.to_dict(),
-               "store": recorder.where, "alerts": diagnosis.alerts}
+               "store": recorder.where, "alerts": diagnosis.alerts, "readiness": diagnosis.readiness()}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
-        json.dump(json_safe(summary | {"alerts": [a.row() for a in diagnosis.alerts]}), f, indent=2,
+        json.dump(json_safe(summary | {"alerts": [a.row() for a in diagnosis.alerts],
+                                       "readiness": [r.row() for r in summary["readiness"]]}), f, indent=2,
                   default=float, allow_nan=False)
     return summary
 

@@ -12,6 +12,7 @@ it, with no callback looking for another. Each alert is also shown as a
     with gandiag.attach(G, D, diagnose=True) as monitor:   # a user loop
         ...
     monitor.diagnosis.alerts
+    print(monitor.diagnosis.summary())   # the alerts, and which detectors could not judge yet
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from gandiag.core.caller import user_stacklevel
 from gandiag.core.callback import Callback
 from gandiag.core.records import Records
 from gandiag.core.series import loss_name
-from gandiag.detect.diagnosis import DETECTORS, Diagnosis
+from gandiag.detect.diagnosis import DETECTORS, Diagnosis, format_diagnosis
+from gandiag.detect.readiness import Readiness
 
 
 class GANAlertWarning(UserWarning):
@@ -62,6 +64,14 @@ class DiagnosisCallback(Callback):
     @property
     def alerts(self) -> list[Alert]:
         return self.diagnosis.alerts if self.diagnosis is not None else []
+
+    def readiness(self) -> list[Readiness]:
+        """Which detectors saw enough of the run so far to judge it (see `Diagnosis.readiness`)."""
+        return self.diagnosis.readiness() if self.diagnosis is not None else []
+
+    def summary(self, name: str = "this run") -> str:
+        """The diagnosis so far as text, with what could not be judged yet."""
+        return format_diagnosis(self.alerts, name=name, readiness=self.readiness())
 
     def on_fit_start(self, host: Any) -> None:
         if self.diagnosis is None:

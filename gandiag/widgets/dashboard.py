@@ -34,6 +34,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from gandiag.detect.live import DiagnosisCallback
 from gandiag.store.schema import DEFAULT_STORE
 from gandiag.metrics.coverage import LabelFreeCoverage
 from gandiag.widgets.controls import Controls
@@ -251,6 +252,14 @@ class Dashboard:
     def _alerts(self) -> list:
         return list(self.monitor.alerts)  # every alert announced on the host (see Callback)
 
+    def _not_judging(self) -> str:
+        """" (7 of 10 detectors cannot judge yet)" while the live diagnosis has seen too
+        little for some detectors: "no alerts" early in a run is no verdict."""
+        found = [cb for cb in self.monitor.callbacks if isinstance(cb, DiagnosisCallback)]
+        readiness = found[0].readiness() if found else []
+        blind = sum(not r.judged for r in readiness)
+        return f" ({blind} of {len(readiness)} detectors cannot judge yet)" if blind else ""
+
     def _first_kept_snapshot(self) -> None:
         """A user loop's samples panel: shown where the monitor keeps samples of a shape
         the panel draws (or of a shape still unknown); the first picture is taken here when
@@ -295,7 +304,7 @@ class Dashboard:
         alerts = self._alerts()
         status = (f"step {step}" + (f" · {len(alerts)} alert(s): "
                                     + html.escape(", ".join(sorted({a.kind for a in alerts})))
-                                    if alerts else " · no alerts"))
+                                    if alerts else " · no alerts" + self._not_judging()))
         if self._controls.snapshot_error is not None:
             status += " · samples panel off: " + html.escape(repr(self._controls.snapshot_error))
             self.samples_seconds = None

@@ -24,7 +24,8 @@ import numpy as np
 
 from gandiag.core.alert import Alert
 from gandiag.core.series import read_series
-from gandiag.detect.diagnosis import diagnose
+from gandiag.detect.diagnosis import diagnosis_of
+from gandiag.detect.readiness import Readiness
 from gandiag.widgets.figures import build_figure
 from gandiag.widgets.report_tables import alerts_html, merge_alerts, summary_html
 from gandiag.widgets.samples import ImageSnapshot, stored_snapshots
@@ -44,7 +45,7 @@ _STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;c
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left} td.num{text-align:right;
 font-variant-numeric:tabular-nums} th{background:#f4f4f4} code{font-size:13px}
 .origin{font-size:12px;padding:1px 6px;border-radius:3px;background:#eee;margin-left:6px}
-.origin.now{background:#fff3cd} .note{color:#555;font-size:13px}
+.origin.now{background:#fff3cd} .note{color:#555;font-size:13px} .unjudged{color:#555}
 .smoothing{margin:8px 0;font-size:14px} .smoothing input{vertical-align:middle;width:240px}"""
 
 # Swaps each smoothed trace's y for the precomputed one at the chosen weight (the figure
@@ -75,14 +76,16 @@ _SMOOTHING_JS = """(function () {
 
 def write_report(run: Any, path: str | os.PathLike, *, alerts: Iterable[Alert] | None = None,
                  title: str | None = None, rediagnose: bool = True,
-                 smoothing: float = DEFAULT_SMOOTHING) -> str:
+                 smoothing: float = DEFAULT_SMOOTHING, readiness: Iterable[Readiness] | None = None) -> str:
     """Write the report of `run` (a stored run, a trainer, a monitor or a history) to
     `path`; returns the absolute path.
 
     The alerts shown are the run's own (`alerts` when given, else those stored with a
     stored run), and, with `rediagnose`, those a fresh diagnosis of the recorded series
-    adds (other kinds or other episodes), marked "found now". `smoothing` is the slider's
-    starting weight (one of REPORT_WEIGHTS; 0 draws the raw series).
+    adds (other kinds or other episodes), marked "found now". Which detectors could judge
+    the run (`readiness`, e.g. a live `DiagnosisCallback.readiness()`; else from the fresh
+    diagnosis) is said with them: no alert from a run too short to judge is no verdict.
+    `smoothing` is the slider's starting weight (one of REPORT_WEIGHTS; 0 draws the raw series).
 
         write_report(gandiag.open_run("vanilla"), "vanilla.html")
     """
@@ -91,7 +94,11 @@ def write_report(run: Any, path: str | os.PathLike, *, alerts: Iterable[Alert] |
                          f"slider's stops), got {smoothing!r}; pass e.g. smoothing=0.6")
     stored = list(alerts) if alerts is not None else (
         run.alerts() if callable(getattr(run, "alerts", None)) else None)
-    fresh = diagnose(run) if rediagnose or stored is None else []
+    fresh: list[Alert] = []
+    if rediagnose or stored is None:
+        diagnosis = diagnosis_of(run, caller="write_report")
+        fresh = diagnosis.alerts
+        readiness = diagnosis.readiness() if readiness is None else readiness
     shown = merge_alerts(stored or [], fresh)
     name = title or str(getattr(run, "name", "gandiag run"))
     snapshots = stored_snapshots(run) if callable(getattr(run, "samples", None)) else []
@@ -107,7 +114,8 @@ def write_report(run: Any, path: str | os.PathLike, *, alerts: Iterable[Alert] |
              f"<title>{html.escape(name)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(name)}</h1>", _run_line(run),
              "<h2>Final values</h2>", summary_html(read_series(run, caller="write_report")),
-             "<h2>Diagnosis</h2>", alerts_html(shown, stored_known=stored is not None),
+             "<h2>Diagnosis</h2>", alerts_html(shown, stored_known=stored is not None,
+                                                  readiness=None if readiness is None else list(readiness)),
              "<h2>Panels</h2>", _slider_html(smoothing), plot, _gallery_html(snapshots),
              "<h2>Configuration</h2>", _config_html(config),
              "<script>" + _SMOOTHING_JS % {"weights": json.dumps(list(REPORT_WEIGHTS)),

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gandiag.core.alert import Alert
+from gandiag.detect.readiness import Readiness
 from gandiag.widgets.figures import SEVERITY_COLORS
 
 # The main signals, by key, with the name a reader knows them by.
@@ -102,11 +103,19 @@ def merge_alerts(stored: list[Alert], fresh: list[Alert]) -> list[tuple[Alert, s
     return sorted(shown, key=lambda pair: (pair[0].step, pair[1] != "stored"))
 
 
-def alerts_html(shown: list[tuple[Alert, str]], *, stored_known: bool = True) -> str:
-    """The diagnosis: a line saying what comes from where, then one block per alert."""
+def alerts_html(shown: list[tuple[Alert, str]], *, stored_known: bool = True,
+                readiness: list[Readiness] | None = None) -> str:
+    """The diagnosis: a line saying what comes from where, then one block per alert, then
+    (with `readiness`) the detectors that could not judge the run and why."""
     stored = sum(origin == "stored" for _, origin in shown)
     now = len(shown) - stored
     if not shown:
+        blind = [r for r in readiness or [] if not r.judged]
+        if blind:
+            able = [r.kind for r in readiness or [] if r.judged]
+            by = (f"by the {len(able)} detector(s) that could judge it ({html.escape(', '.join(able))})"
+                  if able else "because no detector could judge the run yet")
+            return f"<p>No problems found {by}.</p>" + readiness_html(readiness)
         return ("<p>No problems found: no alert was stored with the run and a fresh diagnosis "
                 "finds none.</p>" if stored_known else "<p>No problems found by the diagnosis.</p>")
     intro = (f"<p>{stored} alert(s) <b>stored</b> with the run (raised while it trained)"
@@ -119,7 +128,23 @@ def alerts_html(shown: list[tuple[Alert, str]], *, stored_known: bool = True) ->
         if origin == "stored":
             stored_steps.setdefault(alert.kind, []).append(alert.step)
     return intro + "\n".join(_alert_html(alert, origin, stored_steps.get(alert.kind, []))
-                              for alert, origin in shown)
+                              for alert, origin in shown) + readiness_html(readiness)
+
+
+def readiness_html(readiness: list[Readiness] | None) -> str:
+    """The detectors that could not judge the run (too short, not recorded, ...) and the
+    judged ones that could judge only in part, each with its reason; "" when all could."""
+    blind = [r for r in readiness or [] if not r.judged]
+    partial = [r for r in readiness or [] if r.judged and r.partial]
+    out = ""
+    if blind:
+        items = "".join(f"<li>{html.escape(r.reason)}</li>" for r in blind)
+        out += (f"<p class='unjudged'><b>Could not judge</b> ({len(blind)} of {len(readiness or [])} "
+                f"detectors):</p><ul class='unjudged'>{items}</ul>")
+    if partial:
+        items = "".join(f"<li>{html.escape(r.kind)}: {html.escape(r.partial)}</li>" for r in partial)
+        out += f"<p class='unjudged'><b>Judged in part</b>:</p><ul class='unjudged'>{items}</ul>"
+    return out
 
 
 def _alert_html(alert: Alert, origin: str, stored_steps: list[int]) -> str:
