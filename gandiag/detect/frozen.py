@@ -15,6 +15,13 @@ The learning rate names the cause (0: the schedule; not 0: the optimizer does no
 the weights), and decides alone in a run that recorded it without update ratios. A run
 recorded before `update_ratio/total` existed is read through its per-layer ratios: the
 model is frozen when every layer's is.
+
+A model whose optimizer never steps has no update to measure: the hooks find it *idle*
+(no update in max(200, 4 x its largest gap so far) of the other model's updates,
+`gandiag.hooks.idle`) and record, at the weight steps, an update ratio of 0 with
+`<G|D>/idle/steps` and `<G|D>/idle/other_updates`. Those keys name that cause: its
+`step()` is never called (forgotten, skipped, or replaced by a no-op), not an optimizer
+whose steps leave the weights unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +49,15 @@ _WHY = {
                 "and not switched back on), the step is called on the wrong optimizer, or "
                 "the learning rate is so small that every change rounds away. While {role} "
                 "is frozen the other model trains against a fixed opponent."),
+    "idle": ("{role}'s optimizer never updated {role} in this stretch while {other} kept "
+             "training: the hooks saw no {role} optimizer step at all. Usually the loop calls "
+             "{role}'s loss.backward() but not {opt}.step() (forgotten, or under a condition "
+             "that never holds), makes no {role} update at all, steps an optimizer whose "
+             "step() was replaced or wrapped by one that does nothing, or steps it through "
+             "AMP's GradScaler, which skips every step whose gradients hold an inf or NaN. "
+             "{role} stays where its last update left it (its initial weights if it never "
+             "had one) while {other} trains against a fixed opponent: it wins outright, and "
+             "no metric can improve."),
 }
 
 
@@ -58,6 +74,21 @@ def _fixes(role: str) -> list[str]:
             f"{role}'s own step",
             f"call {opt}.step() after {role}'s loss.backward() in every {role} update (not "
             f"the other model's optimizer twice)"]
+
+
+def _idle_fixes(role: str) -> list[str]:
+    opt, other = f"opt_{role.lower()}", "D" if role == "G" else "G"
+    return [f"call {opt}.step() after loss_{role.lower()}.backward() in every {role} update",
+            f"check that a {role} update runs in every iteration: {opt}.zero_grad(), "
+            f"loss_{role.lower()}.backward(), {opt}.step() (not skipped by a condition such as "
+            f"`if it % n_critic == 0` that never holds, nor only on {other}'s optimizer)",
+            f"check that {opt}.step is the optimizer's own (type({opt}).step): a step replaced "
+            "or wrapped by a no-op (a mock, a debugging patch) updates nothing",
+            f"with AMP, scaler.step({opt}) skips the step while {role}'s gradients are not "
+            f"finite: check torch.isfinite(p.grad).all() for {role}.parameters() and "
+            "scaler.get_scale() (a scale that keeps falling)",
+            f"if {role} is updated without a torch.optim optimizer, call "
+            f"monitor.update_done('{role}') after each update, so its updates are seen"]
 
 
 @dataclass
@@ -104,6 +135,9 @@ class FrozenModel(Detector):
             if not episode.all():
                 evidence.update(update_ratio_before=float(ratio[~episode][-1]),
                                 update_ratio_before_step=int(own[~episode][-1]))
+        idle = _idle(view, role, at)
+        if idle is not None:
+            return self._idle_alert(role, step, at, evidence, idle)
         lr = None
         if lr_series is not None:
             lrs = asof(own, *lr_series)
@@ -127,6 +161,32 @@ class FrozenModel(Detector):
             fixes = fixes[1:] + fixes[:1]   # the lr is not 0: the schedule comes last
         return Alert(self.kind, step, "critical", message, evidence,
                      _WHY[cause].format(role=role), fixes, detected_at=at)
+
+    def _idle_alert(self, role: str, step: int, at: int, evidence: dict,
+                    idle: tuple[int, int]) -> Alert:
+        """The alert of a model whose optimizer made no update at all (see the module doc)."""
+        other = "D" if role == "G" else "G"
+        steps, updates = idle
+        evidence.update(cause="no_optimizer_step", idle_steps=steps, other_updates=updates)
+        again = "no longer" if "update_ratio_before" in evidence else "never"
+        message = (f"{role}'s optimizer made no update in {steps} steps while {other} made "
+                   f"{updates}: its step() is {again} called (or does nothing)")
+        why = _WHY["idle"].format(role=role, other=other, opt=f"opt_{role.lower()}")
+        return Alert(self.kind, step, "critical", message, evidence, why, _idle_fixes(role),
+                     detected_at=at)
+
+
+def _idle(view: View, role: str, at: int) -> tuple[int, int] | None:
+    """(steps without an update, the other model's updates since) recorded at step `at`
+    when the hooks found `role` idle there, else None."""
+    key = f"{role}/idle/steps"
+    if key not in view or f"{role}/idle/other_updates" not in view:
+        return None
+    own, steps = view.upto(key, at, 1)
+    _, other = view.upto(f"{role}/idle/other_updates", at, 1)
+    if not len(own) or own[-1] != at:
+        return None
+    return int(steps[-1]), int(other[-1])
 
 
 def _update_ratio(view: View, role: str, *, new: bool, step: int = 0, rows: int = 0

@@ -31,6 +31,8 @@ class ModelColumns:
                                        for i in range(count)], reduce="mean")
         self.weight_measured = buffer.columns([f"{role}/weight_measured"], reduce="mean").start
         self.lr = buffer.columns([f"{role}/lr"], reduce="mean").start  # where weights are measured
+        # where the model is idle: steps without its update, the other's updates since (`idle`)
+        self.idle = buffer.columns([f"{role}/idle/steps", f"{role}/idle/other_updates"], reduce="mean")
         self.leak = (buffer.columns([f"{role}/leak/{c}" for c in leak.COLUMNS], reduce="mean")
                      if leak_check else None)
 
@@ -48,6 +50,9 @@ class ModelColumns:
             # parameters whose gradient held a NaN or inf in one of the step's updates
             out[f"nonfinite/{role}/grad"] = (steps[measured], (~np.isfinite(per_parameter)).sum(axis=1).astype(float))
         weighed = rows[:, self.weight_measured] > 0
+        # idle (see `idle`): no update since the last weight step, so its weights did not change
+        idle = ~weighed & (rows[:, self.idle.start + 1] > 0)
+        total = np.zeros(len(steps))  # update ratio over all parameters: 0 where idle
         if weighed.any():
             after, update, before = np.split(rows[weighed][:, self.weights], 3, axis=1)
             after, update, before = (sum_per_layer(self.matrix, x) for x in (after, update, before))
@@ -57,11 +62,15 @@ class ModelColumns:
                 out[f"{role}/weight_norm/{name}"] = (steps[weighed], np.sqrt(after[:, i]))
                 out[f"{role}/update_ratio/{name}"] = (steps[weighed], ratio[:, i])
             with np.errstate(invalid="ignore", divide="ignore"):
-                total = np.sqrt(update.sum(axis=1)) / np.sqrt(before.sum(axis=1))
-            out[f"{role}/update_ratio/total"] = (steps[weighed], total)
+                total[weighed] = np.sqrt(update.sum(axis=1)) / np.sqrt(before.sum(axis=1))
             lr = rows[weighed, self.lr]
             if np.isfinite(lr).any():  # NaN: an update made without an optimizer
                 out[f"{role}/lr"] = (steps[weighed][np.isfinite(lr)], lr[np.isfinite(lr)])
+        if (weighed | idle).any():
+            out[f"{role}/update_ratio/total"] = (steps[weighed | idle], total[weighed | idle])
+        if idle.any():
+            out[f"{role}/idle/steps"] = (steps[idle], rows[idle, self.idle.start])
+            out[f"{role}/idle/other_updates"] = (steps[idle], rows[idle, self.idle.start + 1])
         found: list[str] = []
         if self.leak is not None:
             checked = rows[:, self.leak.start] > 0

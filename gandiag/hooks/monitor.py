@@ -20,6 +20,9 @@ What the hooks do (no host-device sync anywhere on the step):
   committed to the device buffer at the first event after its iteration's last update,
   so that losses logged at the end of the iteration still belong to it; `remove()`
   commits what is left as a partial row (`row/partial`).
+- A model whose optimizer stops stepping while the other trains (`opt_g.step()` forgotten)
+  is found *idle* from host counters (`idle`): then D's updates end the steps, and every
+  `weight_every` steps it records `<role>/idle/*` and an update ratio of 0 (`frozen_model`).
 - Every `log_every` steps the buffer comes to the host (the one sync), into
   `monitor.history` (bounded memory) and to the callbacks' `on_records` (the run store,
   the live diagnosis, a dashboard).
@@ -59,6 +62,7 @@ from gandiag.hooks.delivery import CallbackDriver
 from gandiag.hooks.gradients import ModelLayers
 from gandiag.hooks.graphs import GraphSteps
 from gandiag.hooks.health import health_warnings
+from gandiag.hooks.idle import IdleWatch
 from gandiag.hooks.infer import FamilyState, resolve_loss
 from gandiag.hooks.layout import Layout
 from gandiag.hooks.logged import add_logged, checked_values
@@ -130,6 +134,7 @@ class Monitor(CallbackDriver, GraphSteps):
                             warn=self._warn_once, reservoir=self.reservoir)
         self.family = FamilyState(given, self.calls, self.stats, self._rows)  # how D's outputs are read
         optimizers = self._updates.given(opt_g, opt_d)
+        self._idle = IdleWatch(armed={"G", *optimizers})  # a model whose updates stopped (`idle`)
         if leak_check_steps > 0 and _world_size() == 1:
             self._updates.start_leak_check(D, G)
         self._hook_models(G, D, sigmoid)
@@ -208,6 +213,12 @@ class Monitor(CallbackDriver, GraphSteps):
     def _before_update(self, role: str, recorders: Recorders, lr: Any = None) -> None:
         """Right before `role`'s update: file pending D calls, measure gradients."""
         self._row.begin(role)
+        skipped = self._idle.updated(role, step=self.step)
+        if skipped is not None:  # G idle: D updates end the steps, each row held until the
+            self._row.due = True  # next update; the first time, the open row's D updates
+            if skipped:          # become as many steps (`idle`)
+                self._row.step += skipped
+                self.buffer.set_step(self._row.step - 1)
         self._commit_due()
         self._row.attribute(role, self.calls)
         if role == "D":
@@ -222,9 +233,10 @@ class Monitor(CallbackDriver, GraphSteps):
         with self._lock:
             if self.weights_due:  # measured at the next event: after edits such as WGAN's clipping
                 self._updates.weigh_later(optimizer, role)
-            if role == "G":
-                self._end_step()
-        if role == "G":
+            ends = self._ends_step(role)
+            if ends:
+                self._end_step(hold=role == "D")
+        if ends:
             self._step_ended()
 
     def update_done(self, role: str) -> None:
@@ -235,14 +247,22 @@ class Monitor(CallbackDriver, GraphSteps):
             raise ValueError(f"monitor.update_done: expected 'D' or 'G', got {role!r}")
         with self._lock:
             self._before_update(role, self._updates.of_model(role))
-            if role == "G":
-                self._end_step()
-        if role == "G":
+            ends = self._ends_step(role)
+            if ends:
+                self._end_step(hold=role == "D")
+        if ends:
             self._step_ended()
 
-    def _end_step(self) -> None:
+    def _ends_step(self, role: str) -> bool:
+        """G's update ends the step; so does D's while G is idle (no G update in a long
+        stretch of D updates, see `idle`), so that rows and flushes go on."""
+        return role == "G" or self._idle.idle("G")
+
+    def _end_step(self, *, hold: bool = False) -> None:
         self._commit_due()
-        self._row.end()
+        if self.weights_due:  # a model idle since the last weight step records it (`idle`)
+            self._idle.weigh(self.step + 1, self.buffer, self.layout)
+        self._row.end(hold=hold)
         if self._updates.probes and self.step >= self.leak_check_steps:
             self._updates.stop_leak_check()
 
@@ -368,6 +388,7 @@ class Monitor(CallbackDriver, GraphSteps):
         self.flush()
         self.step = int(state["step"])
         self.buffer.set_step(self.step)
+        self._idle.resumed(self.step)
         self.history.load_state_dict(state["history"])
 
     def __repr__(self) -> str:

@@ -12,7 +12,8 @@ and ends when the next G update begins. An ended row is committed at the next ho
 event (or flush), so that values a loop logs after the last update of its iteration
 still belong to it: `due` says a row waits. What is left when the monitor is removed (D
 updates after the last G update, values logged after it) is committed as a *partial*
-row.
+row. While G is idle (no G update in a long stretch of D updates, `idle`) each D update
+ends a step, and its row stays open until the next D update begins.
 
 The counters live here together so that they travel together: a captured CUDA-graph
 step runs its hooks once without a step happening, and `Monitor.capturing` puts all of
@@ -73,11 +74,12 @@ class StepRow:
             self.spreads[f"{role}/out_{kind}"].extend(spreads)
         self.updated.add(role)
 
-    def end(self) -> None:
+    def end(self, *, hold: bool = False) -> None:
         """G's update ended: one more step; in a D-first loop its row is due (committed at
-        the next event)."""
+        the next event). `hold`: the row stays open all the same (a D update standing in
+        for an idle G's, see `idle`: the next D update makes it due)."""
         self.step += 1
-        if self.order != "G-first":
+        if self.order != "G-first" and not hold:
             self.due = True
 
     @property
