@@ -20,7 +20,7 @@ from gandiag.store.recorder import StoreRecorder
 
 def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
            config: Mapping[str, Any] | None = None, diagnose: bool | Mapping[str, Any] = False,
-           loss: str | None = None, coverage_every: int | None = 500, **options: Any) -> Monitor:
+           loss: str | None = None, coverage_every: int | None = 250, **options: Any) -> Monitor:
     """Attach a `Monitor` to G, D and (optionally) their optimizers; see `Monitor`.
 
     `loss`: the loss D is trained with, which says how to read its outputs ('nonsaturating'
@@ -40,6 +40,8 @@ def attach(G: nn.Module, D: nn.Module, *, store: Any = None, run: str = "run",
 
     Every `coverage_every` steps (None: never) the real and fake samples the monitor kept
     are compared without labels (`gandiag.metrics.LabelFreeCoverage`: `coverage/*` keys);
+    250 by default: a G that starves modes for a few hundred steps at a time is seen by two
+    evaluations in a row, which `mode_collapse` asks for;
     `sample_shape=` unpacks a packed D's inputs, `keep_samples=0` keeps none.
 
     These are `gandiag.Callback`s driven by the monitor (`monitor.callbacks`); add your

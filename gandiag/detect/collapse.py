@@ -15,8 +15,13 @@ Three kinds of evidence, each enough on its own:
   consecutive evaluations where at least `min_precision` of G's samples lie on the data
   (PRDC precision; before that, where its few good samples fall says little): for all of
   G's samples, or for those that lie on the data (`coverage/regions_jsd_hq`: where its
-  good samples fall, which speaks while G still makes much off the data). Five times the null is about one region (a tenth of the data) getting a
-  fifth of its share, or one region getting five times its share. The alert names the regions
+  good samples fall, which speaks while G still makes much off the data), and some
+  region gets under a quarter of its share (`coverage/regions_starved`, or
+  `regions_starved_hq` for G's samples on the data) more often than real against real
+  gives; a JSD 4 x `jsd_factor` times the null (a pile-up) needs no starved region. Five
+  times the null is about one region (a tenth of the data) getting a fifth of its share,
+  or one region getting five times its share; shares that only wander (5-7x the null on
+  natural ring runs whose every mode kept a fair share) are not collapse. The alert names the regions
   and the fine bins starved (fake share under a quarter of the real share) and since
   when, and says when the starved regions move between evaluations (mode hopping);
 - *diversity* (always recorded by the hooks): the rolling median of `D/spread_ratio`, the
@@ -186,7 +191,12 @@ class ModeCollapse(Detector):
         with np.errstate(invalid="ignore"):
             # Judged once enough of G's samples lie on the data: all of them, or those on it.
             judged = (steps >= warmup) & (precision >= self.min_precision)
-            bad = (ratio_all >= self.jsd_factor) | (ratio_on_data >= self.jsd_factor)
+            worst = np.fmax(ratio_all, ratio_on_data)
+            # Uneven is not collapsed: a healthy G's shares of the regions wander a little
+            # (5-7x the null on natural ring runs with every mode well covered); a region
+            # left under a quarter of its share (beyond what real samples give), or a
+            # pile-up 4x over the threshold, is what collapse looks like.
+            bad = (worst >= self.jsd_factor) & (_starved(view, steps) | (worst >= 4 * self.jsd_factor))
         steps, bad = steps[judged], bad[judged]
         alerts = []
         for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):
@@ -206,18 +216,21 @@ class ModeCollapse(Detector):
         jsd_hq, null_hq = value("regions_jsd_hq"), value("regions_jsd_hq_null")
         n_regions = int(value("regions")) if np.isfinite(value("regions")) else 10
         regions = round(value("regions_starved") * n_regions)
+        regions_hq = round(np.nan_to_num(value("regions_starved_hq")) * n_regions)
         bins = round((1 - value("bins_covered")) * k) if np.isfinite(k) else 0
         bins_null = round(value("starved_null") * k) if np.isfinite(k) else 0
         hops = self._hops(view, start, at)
         evidence = {"step": at, "since": start, "regions_jsd": jsd, "regions_jsd_null": null,
                     "regions_jsd_on_data": jsd_hq, "regions_jsd_on_data_null": null_hq,
-                    "regions_starved": regions, "bins_starved": bins, "bins": k,
+                    "regions_starved": regions, "regions_starved_on_data": regions_hq,
+                    "bins_starved": bins, "bins": k,
                     "bins_starved_null": bins_null, "ndb": value("ndb"), "ndb_null": value("ndb_null"),
                     "jsd": value("jsd"), "jsd_null": value("jsd_null"),
                     "precision": value("precision"), "recall": value("recall"), "hops": hops}
-        if regions:
-            where = (f"{regions} of {n_regions} regions of the data (a {_nth(n_regions)} each) get under "
-                     "a quarter of their share")
+        if regions or regions_hq:
+            of = "" if regions >= regions_hq else " of G's samples that lie on the data"
+            where = (f"{max(regions, regions_hq)} of {n_regions} regions of the data (a {_nth(n_regions)} "
+                     f"each) get under a quarter of their share{of}")
         elif jsd / null >= self.jsd_factor:
             where = "G's samples pile onto part of the data"
         else:
@@ -234,7 +247,7 @@ class ModeCollapse(Detector):
         hopping = (f"; the starved regions moved {hops} time(s) since step {start}: mode hopping"
                    if hops else "")
         worst = np.nanmax([jsd / null, jsd_hq / null_hq])
-        severe = regions >= 3 or worst >= 4 * self.jsd_factor
+        severe = max(regions, regions_hq) >= 3 or worst >= 4 * self.jsd_factor
         return Alert(self.kind, start, "critical" if severe else "warning",
                      f"G covers only part of the data since step {start}: {where} at step {at} ("
                      + "; ".join(parts) + ")" + hopping, evidence, _WHY, list(_FIXES), detected_at=at)
@@ -311,6 +324,18 @@ def _ratios(view: View, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     if "coverage/precision" not in view:
         precision = np.ones(len(steps))
     return ratio_all, ratio_on_data, precision
+
+
+def _starved(view: View, steps: np.ndarray) -> np.ndarray:
+    """Whether some region got under a quarter of its share at each evaluation, more than
+    real against real gives: for all of G's samples or for those on the data."""
+    found = np.zeros(len(steps), bool)
+    for name in ("regions_starved", "regions_starved_hq"):
+        starved = _exactly_at(view, f"coverage/{name}", steps)
+        null = _exactly_at(view, f"coverage/{name}_null", steps)
+        with np.errstate(invalid="ignore"):
+            found |= starved > np.nan_to_num(null, nan=0.0) + 1e-9
+    return found
 
 
 def _coverage_headline(fired: set[str]) -> str:

@@ -9,7 +9,12 @@ On the host:
 
 - real: a uniform sample of up to `keep` of every real row offered so far (Vitter's
   algorithm R, with the reservoir's own generator), so it stands for the data set;
-- fake: the `keep` most recent fake rows (G changes: old fakes say little about it now).
+- fake: the `keep` most recent fake rows (G changes: old fakes say little about it now);
+- a *snapshot* of G, on request (`arm_snapshot(n)`): every row of the next fake D inputs
+  until `n` are held, so they come from a few consecutive steps. The ring's rows are
+  spread over several flushes (`per_flush` a flush), and a G that hops between modes every
+  few hundred steps covers them all over that span while it covers a few at any moment;
+  coverage compares snapshots.
 
 Real and fake calls of the D updates and of the G updates both count (a G update's fakes
 are G's samples too); penalty inputs do not. Packed inputs (PacGAN: k samples per D
@@ -52,6 +57,10 @@ class SampleReservoir:
         self.seen = {"real": 0, "fake": 0}  # rows absorbed so far
         self._fake_next = 0  # where the next fake row goes in the ring of recent fakes
         self._rng = np.random.default_rng(seed)
+        self._snap_left = 0          # snapshot rows still wanted
+        self._snap_made: list[Tensor] = []   # snapshot rows copied, waiting for `add`
+        self._snap_pending: list[Tensor] = []
+        self.snapshot: np.ndarray | None = None  # the snapshot's rows on the host so far
         # D inputs that could not be kept, by reason (said when coverage never ran).
         self.skipped = {"not_floating_point": 0, "not_of_sample_shape": 0, "shape_changes": 0}
 
@@ -61,25 +70,52 @@ class SampleReservoir:
 
     def copy(self, kind: str, x: Tensor) -> Tensor | None:
         """The rows of D input `x` to keep (a copy on its device: no sync), or None."""
-        if not self.wants(kind) or x.dim() < 1 or x.shape[0] == 0:
+        burst = kind == "fake" and self._snap_left > 0
+        if not (burst or self.wants(kind)) or x.dim() < 1 or x.shape[0] == 0:
             return None
         if not x.is_floating_point():  # token ids, labels: not samples to compare
             self.skipped["not_floating_point"] += 1
             return None
-        rows = x.detach()[: self.take]
+        rows = x.detach() if burst else x.detach()[: self.take]
         if self.sample_shape is not None:
             size = math.prod(self.sample_shape)
             if rows[0].numel() % size:
                 self.skipped["not_of_sample_shape"] += 1
                 return None  # not made of samples of that shape: nothing to keep
             rows = rows.reshape(-1, *self.sample_shape)
+        if burst:
+            room = max_rows(rows[0], self.max_bytes) - (0 if self.snapshot is None else len(self.snapshot))
+            rows = rows[: max(min(self._snap_left, room), 0)].clone()
+            self._snap_left = self._snap_left - len(rows) if len(rows) else 0
+            self._snap_made.append(rows)
+            return rows
         rows = rows[: self.per_flush - self._waiting[kind]].clone()
         self._waiting[kind] += len(rows)
         return rows
 
     def add(self, kind: str, rows: Tensor) -> None:
         """Rows `copy` made, of a call filed as `kind` (a penalty input's are dropped)."""
+        if any(rows is made for made in self._snap_made):
+            if kind != "fake":  # filed otherwise after all: not G's samples
+                self._snap_left += len(rows)
+                return
+            self._snap_pending.append(rows)
+            rows = rows[: min(self.take, self.per_flush - self._waiting[kind])]
+            self._waiting[kind] += len(rows)
+            if not len(rows):
+                return
         self._pending[kind].append(rows)
+
+    def arm_snapshot(self, n: int) -> None:
+        """Start a snapshot: keep every row of the next fake D inputs until `n` rows (or
+        `max_bytes` of them) are held; `take_snapshot` hands them over."""
+        self._snap_left, self.snapshot = int(n), None
+        self._snap_made, self._snap_pending = [], []
+
+    def take_snapshot(self) -> np.ndarray | None:
+        """The snapshot's rows (whatever was held so far), and the snapshot is over."""
+        snapshot, self.snapshot, self._snap_left = self.snapshot, None, 0
+        return snapshot
 
     def offer(self, kind: str, x: Tensor) -> None:
         """`copy` then `add`: for inputs whose kind is already known."""
@@ -89,6 +125,11 @@ class SampleReservoir:
 
     def absorb(self) -> None:
         """At a flush (the one sync): bring the copied rows to the host and keep some."""
+        pending, self._snap_pending, self._snap_made = self._snap_pending, [], []
+        if pending and len({r.shape[1:] for r in pending}) == 1:
+            rows = torch.cat(pending).float().cpu().numpy()  # sync ok: flush
+            same = self.snapshot is not None and self.snapshot.shape[1:] == rows.shape[1:]
+            self.snapshot = np.concatenate([self.snapshot, rows]) if same else rows
         for kind, pending in self._pending.items():
             if pending and len({r.shape[1:] for r in pending}) == 1:
                 self._keep(kind, torch.cat(pending).float().cpu().numpy())  # sync ok: flush
@@ -112,7 +153,7 @@ class SampleReservoir:
         return held is not None and len(held) >= self._capacity(held[0])
 
     def _capacity(self, sample: np.ndarray) -> int:
-        return max(1, min(self.keep, self.max_bytes // max(sample.nbytes, 1)))
+        return min(self.keep, max_rows(sample, self.max_bytes))
 
     def _keep(self, kind: str, rows: np.ndarray) -> None:
         held = self.real if kind == "real" else self.fake
@@ -160,3 +201,9 @@ class SampleReservoir:
             held[self._fake_next % capacity] = row
             self._fake_next += 1
         return held
+
+
+def max_rows(sample: np.ndarray | Tensor, max_bytes: int) -> int:
+    """How many rows like `sample` fit in `max_bytes` (at least 1), kept as float32."""
+    size = sample.size if isinstance(sample, np.ndarray) else sample.numel()
+    return max(1, max_bytes // max(4 * int(size), 1))

@@ -1,9 +1,13 @@
 """`LabelFreeCoverage`: does G cover the user's own data? No labels, no extra G call.
 
 A monitor attached to a user's loop keeps a sample of D's real inputs and of G's recent
-samples as D saw them (`gandiag.hooks.reservoir`). Every `every` steps this callback
-compares them, in a background thread (the training step does not wait; the result is
-recorded at the next flush, on the training thread):
+samples as D saw them (`gandiag.hooks.reservoir`). Every `every` steps this callback asks
+it for a *snapshot* of G (every fake row D sees until `n` are held: samples from a few
+consecutive steps, as a probe of G at one moment would give; a G that hops between modes
+covers them all over a few hundred steps and only some at any moment), and at the next
+flush compares it with the kept reals, in a background thread (the training step does
+not wait; the result is recorded at the flush after, on the training thread). A Trainer
+draws its own: G on fixed noise.
 
 - in one embedding of the samples: the samples themselves when they are small (at most
   64 numbers: toy points, 8x8 digits), a fixed randomly initialised conv net for images
@@ -11,9 +15,10 @@ recorded at the next flush, on the training thread):
   extractor named by the user;
 - binned coverage (Richardson & Weiss 2018, `functional.binned`): k-means bins fitted
   once, on the first full real sample; NDB / k, JSD and the share of bins covered, of
-  the `n` most recent fakes against `n` reals; the same JSD over 10 coarse *regions* (a
+  G's snapshot (`n` fakes) against `n` reals; the same JSD over 10 coarse *regions* (a
   tenth of the data each: what `mode_collapse` reads, see `gandiag.detect.collapse`),
-  for all fakes and for those inside some real sample's k-NN ball (on the data);
+  for all fakes and for those inside some real sample's k-NN ball (on the data), and
+  the share of regions starved (under a quarter of their share) in each view;
 - precision, recall, density, coverage (Naeem et al. 2020, `functional.prdc`, k = 5) of
   the same samples;
 - the data's own null level: NDB / k and JSD of `n` reals against `n` other reals over
@@ -74,6 +79,7 @@ class LabelFreeCoverage(Callback):
         self._result: tuple[int, dict[str, Any]] | None = None
         self.error: BaseException | None = None
         self._rng = np.random.default_rng(seed)
+        self._armed = False  # a snapshot of G was asked for and is being taken
         self._starved: np.ndarray | None = None  # the bins starved at the last evaluation
         self._coarse_starved: np.ndarray | None = None
         self.evaluations = 0  # recorded so far
@@ -83,8 +89,19 @@ class LabelFreeCoverage(Callback):
 
     def on_flush(self, host: Any, records: Any) -> None:
         self._record(host)
-        if self._job is None and self._due(host):
+        if self._job is None and self._armed and host.step > self._last:
+            self._armed = False
+            real, fake = self._samples(host)
+            # Recorded at the step the snapshot began: the samples are G's at that step.
+            self._job = threading.Thread(target=self._evaluate, args=(self._last, real, fake),
+                                         name="gandiag-coverage", daemon=True)
+            self._job.start()
+        elif self._job is None and not self._armed and self._due(host):
             self._last = host.step
+            if not callable(getattr(host, "coverage_fakes", None)):
+                host.reservoir.arm_snapshot(self.n)  # compared at the next flush
+                self._armed = True
+                return
             real, fake = self._samples(host)
             self._job = threading.Thread(target=self._evaluate, args=(host.step, real, fake),
                                          name="gandiag-coverage", daemon=True)
@@ -96,8 +113,12 @@ class LabelFreeCoverage(Callback):
         if self._job is not None:
             self._job.join()
             self._record(host)
-        if self._due(host):
-            self._last = host.step
+        if self._armed and host.step > self._last:  # the snapshot began: G's samples at _last
+            self._armed = False
+            self._evaluate(self._last, *self._samples(host))
+            self._record(host)
+        if self._armed or self._due(host):
+            self._armed, self._last = False, host.step
             self._evaluate(host.step, *self._samples(host))
             self._record(host)
         if not self.evaluations and host.step >= self.every:
@@ -126,7 +147,10 @@ class LabelFreeCoverage(Callback):
         needed = self.min_real if self.bins is None else 2 * self.k
         if n_real and host.reservoir.full("real"):  # large samples: max_bytes holds fewer
             needed = min(needed, max(n_real, 2 * self.k))
-        return host.step - self._last >= self.every and n_real >= needed and n_fake >= 2 * self.k
+        # Due at the first flush of each stretch of `every` steps: evaluations stay at the
+        # same steps of every run (500, 750, ... at every=250), whatever the flush steps.
+        due = host.step // self.every > self._last // self.every
+        return due and n_real >= needed and n_fake >= 2 * self.k
 
     def _available(self, host: Any) -> tuple[int, int]:
         """How many real and fake samples the host can give now."""
@@ -138,10 +162,15 @@ class LabelFreeCoverage(Callback):
         return len(reservoir.real), 0 if reservoir.fake is None else len(reservoir.fake)
 
     def _samples(self, host: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Copies, taken on the training thread: the kept reals, and the `n` most recent
-        fakes D saw (or, from a Trainer, `n` samples of G on fixed noise)."""
+        """Copies, taken on the training thread: the kept reals, and the snapshot of G
+        (the `n` most recent fakes D saw when the snapshot holds fewer than 2 x bins; from a
+        Trainer, `n` samples of G on fixed noise)."""
         draw = getattr(host, "coverage_fakes", None)
-        fake = draw(self.n) if callable(draw) else host.reservoir.recent_fakes(self.n)
+        if callable(draw):
+            return host.reservoir.real.copy(), draw(self.n)
+        fake = host.reservoir.take_snapshot()
+        if fake is None or len(fake) < 2 * self.k:
+            fake = host.reservoir.recent_fakes(self.n)
         return host.reservoir.real.copy(), fake
 
     def _record(self, host: Any) -> None:
@@ -209,9 +238,10 @@ class LabelFreeCoverage(Callback):
             on_data = fakes[_inside_real_balls(reals, fakes)]
             if len(on_data) >= 10 * REGIONS:
                 good = binned_coverage(self.regions, reals, on_data)
-                values["regions_jsd_hq"] = good["jsd"]
-                values["regions_jsd_hq_null"] = null_ndb(self.regions, real_f, len(on_data), n_real=n,
-                                                         seed=self.seed)["jsd_quantile"]
+                good_null = null_ndb(self.regions, real_f, len(on_data), n_real=n, seed=self.seed)
+                values["regions_jsd_hq"], values["regions_jsd_hq_null"] = good["jsd"], good_null["jsd_quantile"]
+                values["regions_starved_hq"] = 1 - good["bins_covered"]
+                values["regions_starved_hq_null"] = good_null["starved_quantile"]
             if self._coarse_starved is not None:
                 values["regions_new"] = (float(np.count_nonzero(coarse_starved & ~self._coarse_starved))
                                          / self.regions.k)

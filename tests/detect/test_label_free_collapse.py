@@ -79,9 +79,11 @@ def test_the_label_free_numbers_order_the_generators_as_class_coverage_does(runs
     for name, more_classes_means in (("regions_jsd", "lower"), ("jsd", "lower"), ("ndb", "lower"),
                                      ("bins_covered", "higher"), ("recall", "higher"),
                                      ("coverage", "higher")):
-        values = [last[name] for last in by_k]
+        values = np.array([last[name] for last in by_k])
         ordered = np.diff(values) < 0 if more_classes_means == "lower" else np.diff(values) > 0
-        assert ordered.all(), (name, values)
+        if name == "ndb":  # NDB / k saturates: with 1 or 2 classes nearly every bin differs
+            ordered |= (values[:-1] >= 0.9) & (values[1:] >= 0.9)
+        assert ordered.all(), (name, values.tolist())
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])
@@ -124,12 +126,14 @@ def history_of(evaluations):
     return history
 
 
-def evaluation(ratio, *, precision=0.9, ratio_on_data=None, starved=0.0, new=0.0):
+def evaluation(ratio, *, precision=0.9, ratio_on_data=None, starved=0.1, starved_on_data=0.0, new=0.0):
     values = {"regions_jsd": 0.004 * ratio, "regions_jsd_null": 0.004, "precision": precision,
               "recall": 0.8, "k": 50.0, "bins_covered": 0.9, "starved_null": 0.02, "ndb": 0.3,
-              "ndb_null": 0.1, "regions_starved": starved, "regions_new": new, "regions": 10.0}
+              "ndb_null": 0.1, "regions_starved": starved, "regions_starved_null": 0.0,
+              "regions_new": new, "regions": 10.0}
     if ratio_on_data is not None:
-        values.update(regions_jsd_hq=0.005 * ratio_on_data, regions_jsd_hq_null=0.005)
+        values.update(regions_jsd_hq=0.005 * ratio_on_data, regions_jsd_hq_null=0.005,
+                      regions_starved_hq=starved_on_data, regions_starved_hq_null=0.0)
     return values
 
 
@@ -149,9 +153,18 @@ def test_two_evaluations_in_a_row_at_five_times_the_null_raise_one_alert_from_th
 def test_evaluations_with_g_off_the_data_are_left_out_and_its_on_data_samples_speak():
     off = {s: evaluation(9, precision=0.1, ratio_on_data=9) for s in (500, 1000, 1500)}
     assert collapse_alerts(off) == []  # where G's few on-data samples fall says little
-    on_data = {s: evaluation(1, precision=0.3, ratio_on_data=8) for s in (500, 1000, 1500)}
+    on_data = {s: evaluation(1, precision=0.3, ratio_on_data=8, starved=0.0, starved_on_data=0.1)
+               for s in (500, 1000, 1500)}
     alerts = collapse_alerts(on_data)
-    assert len(alerts) == 1 and "the samples G makes on the data pile onto part of it" in alerts[0].message
+    assert len(alerts) == 1 and "of G's samples that lie on the data" in alerts[0].message
+
+
+def test_uneven_shares_with_no_starved_region_are_not_collapse_but_a_pile_up_is():
+    uneven = {s: evaluation(7, starved=0.0) for s in (500, 1000, 1500)}
+    assert collapse_alerts(uneven) == []  # every region keeps over a quarter of its share
+    piled = {s: evaluation(21, starved=0.0) for s in (500, 1000, 1500)}
+    alerts = collapse_alerts(piled)
+    assert len(alerts) == 1 and "G's samples pile onto part of the data" in alerts[0].message
 
 
 def test_regions_starved_make_it_critical_and_moving_starved_regions_are_called_hopping():

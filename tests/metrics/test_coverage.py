@@ -142,6 +142,9 @@ def test_a_user_loop_records_coverage_in_its_history_and_store(tmp_path, monkeyp
             opt_g.zero_grad()
             softplus(-D(fake)).mean().backward()
             opt_g.step()
+    # Due at 80: a snapshot of G begins then, is compared at the next flush and recorded
+    # at 80 (G's samples of that step); due again at 100, the last step: compared at the
+    # end of the run.
     steps, ndb = monitor.history["coverage/ndb"]
     assert steps.tolist() == [80, 100] and np.all((ndb >= 0) & (ndb <= 1))
     stored = gandiag.open_run("ring", store=tmp_path / "s.sqlite")
