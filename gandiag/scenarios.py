@@ -143,15 +143,17 @@ class ScenarioRun:
     error: BaseException | None = None
 
     def found(self, kind: str) -> Alert | None:
-        """The first alert of `kind` raised after the onset."""
-        return next((a for a in self.alerts if a.kind == kind and a.detected_at > self.onset), None)
+        """The first warning or critical alert of `kind` raised after the onset (an `info`
+        alert says no harm is known: it does not detect a fault)."""
+        return next((a for a in self.alerts if a.kind == kind and a.detected_at > self.onset
+                     and a.severity != "info"), None)
 
     @property
     def false_alarms(self) -> list[Alert]:
-        """Alerts the run should not have raised: any raised by the onset, and any at all
-        on a healthy run."""
-        return [a for a in self.alerts if a.detected_at <= self.onset
-                or (self.scenario.expect is None)]
+        """Warning or critical alerts the run should not have raised: any raised by the
+        onset, and any at all on a healthy run."""
+        return [a for a in self.alerts if a.severity != "info"
+                and (a.detected_at <= self.onset or self.scenario.expect is None)]
 
 
 def run_scenario(name: str, seed: int = 0, *, steps: int = 3000, onset: int = 1000,

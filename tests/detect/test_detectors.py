@@ -115,9 +115,15 @@ def test_d_overpowering_fires_after_it_held_and_names_the_starving_g():
     assert any("TTUR" in fix for fix in alert.fixes)
 
 
-def test_d_overpowering_without_starving_g_is_a_warning_and_silent_for_wgan():
+def test_d_overpowering_is_info_while_g_learns_a_warning_when_d_pulls_away_and_silent_for_wgan():
     (alert,) = [a for a in diagnose(overpowered(starve_g=False)) if a.kind == "d_overpowering"]
-    assert alert.severity == "warning"
+    assert alert.severity == "info" and "not yet harm" in alert.message
+    pulling = overpowered(starve_g=False)
+    n = len(pulling["D/out_real/mean"][1]) - 2999
+    set_from(pulling, "D/out_real/mean", 3000, 2.0 + np.linspace(0, 30, n))  # +4 logits per 200 steps
+    set_from(pulling, "D/out_fake/mean", 3000, -2.0 - np.linspace(0, 30, n))
+    (alert,) = [a for a in diagnose(pulling) if a.kind == "d_overpowering"]
+    assert alert.severity == "warning" and "widening from" in alert.message
     assert "d_overpowering" not in kinds(diagnose(overpowered(), loss="wgan-gp"))
 
 
@@ -168,26 +174,42 @@ def test_three_spikes_fire_at_the_third_one_single_spike_does_not():
     assert alert.evidence["spikes"] == 3 and "3 spikes" in alert.message
 
 
-def test_sustained_growth_fires_early():
-    series = healthy()
+def grown_g(series, *, blow_up_d, scale=1.0):
+    """G's gradient norms (times `scale`) grow 1000x over 1500 steps from step 3000; D's
+    logit gap with them (`blow_up_d`) or not."""
     n = len(steps()) - 2999
-    growth = np.exp(np.log(1000) * np.arange(n) / 1500)
+    growth = scale * np.exp(np.log(1000) * np.arange(n) / 1500)
     for key in [k for k in series if k.startswith("G/grad_norm/net.")]:
         set_from(series, key, 3000, series[key][1][2999:] * growth)
     retotal(series, "G")
-    (alert,) = [a for a in diagnose(series) if a.kind == "exploding_gradients"]
+    if blow_up_d:
+        set_from(series, "D/out_real/mean", 3000, series["D/out_real/mean"][1][2999:] + np.log(growth))
+    return series
+
+
+def test_sustained_growth_with_d_blowing_up_fires_early():
+    (alert,) = [a for a in diagnose(grown_g(healthy(), blow_up_d=True)) if a.kind == "exploding_gradients"]
     assert alert.evidence["model"] == "G" and alert.evidence["growth"] >= 10
+    assert "while D's outputs blew up" in alert.message
     assert 3500 < alert.step < 4200
     assert alert.severity == "warning"   # raised while the norms are still small (~5)
 
 
-def test_spikes_over_100_are_critical():
+def test_growth_while_d_stays_calm_is_learning_not_an_explosion():
+    # G's gradient grows 10-60x while G first reaches the data on healthy runs
+    assert [a for a in diagnose(grown_g(healthy(), blow_up_d=False)) if a.kind == "exploding_gradients"] == []
+
+
+def test_spikes_that_settle_are_info_and_growth_over_100_is_critical():
     series = healthy()
     s, total = series["D/grad_norm/total"]
     total = total * 10
     total[[2999, 3099, 3199]] *= 50
     series["D/grad_norm/total"] = (s, total)
     (alert,) = diagnose(series)
+    assert alert.severity == "info" and "the median settled back" in alert.message
+    big = grown_g(healthy(), blow_up_d=True, scale=2000.0)
+    (alert,) = [a for a in diagnose(big) if a.kind == "exploding_gradients" and a.evidence["cause"] == "growth"]
     assert alert.severity == "critical" and "norms over 100" in alert.message
 
 
