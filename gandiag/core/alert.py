@@ -23,7 +23,7 @@ import numpy as np
 # The alert kinds the detectors issue (the store also holds "error" from a failed run).
 KINDS = ("mode_collapse", "d_overpowering", "vanishing_gradients", "exploding_gradients",
          "nonfinite", "oscillation", "divergence", "gradient_leak", "frozen_model",
-         "runaway_critic")
+         "runaway_critic", "stalled")
 SEVERITIES = ("info", "warning", "critical")
 
 

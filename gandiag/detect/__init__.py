@@ -7,7 +7,7 @@
 Live: `DiagnosisCallback` in a Trainer (optionally stopping on chosen kinds), or
 `attach(..., diagnose=True)` in a user loop. Alert kinds: mode_collapse, d_overpowering,
 vanishing_gradients, exploding_gradients, nonfinite, oscillation, divergence,
-gradient_leak, frozen_model, runaway_critic. Thresholds are the fields of each detector
+gradient_leak, frozen_model, runaway_critic, stalled. Thresholds are the fields of each detector
 class; override them with `thresholds={kind: {name: value}}`. `diagnosis_of(run)` also says
 which detectors saw enough of the run to judge it (`readiness()`, `summary()`).
 """
@@ -26,9 +26,10 @@ from gandiag.detect.oscillation import Oscillation
 from gandiag.detect.overpowering import DOverpowering
 from gandiag.detect.readiness import Readiness
 from gandiag.detect.runaway import RunawayCritic
+from gandiag.detect.stalled import Stalled
 from gandiag.detect.vanishing import VanishingGradients
 
 __all__ = ["DETECTORS", "KINDS", "Alert", "DOverpowering", "Detector", "Diagnosis",
            "DiagnosisCallback", "Divergence", "Episode", "ExplodingGradients", "FrozenModel",
            "GANAlertWarning", "GradientLeak", "ModeCollapse", "NonFinite", "Oscillation", "Readiness",
-           "RunawayCritic", "VanishingGradients", "diagnose", "diagnosis_of", "format_diagnosis", "watch"]
+           "RunawayCritic", "Stalled", "VanishingGradients", "diagnose", "diagnosis_of", "format_diagnosis", "watch"]

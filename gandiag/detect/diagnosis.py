@@ -23,7 +23,7 @@ readiness=...)` says it with the alerts:
     >>> short = {"D/loss": (steps[:300], np.full(300, 1.3))}
     >>> diagnosis = diagnosis_of(short)
     >>> print(format_diagnosis(diagnosis.alerts, readiness=diagnosis.readiness()).splitlines()[0])
-    Diagnosis of this run: no problems found by the 1 detector that could judge it (nonfinite); 9 could not judge it yet.
+    Diagnosis of this run: no problems found by the 1 detector that could judge it (nonfinite); 10 could not judge it yet.
 """
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ from gandiag.detect.oscillation import Oscillation
 from gandiag.detect.overpowering import DOverpowering
 from gandiag.detect.readiness import Readiness, Tally, probe, readiness_of
 from gandiag.detect.runaway import RunawayCritic
+from gandiag.detect.stalled import Stalled
 from gandiag.detect.vanishing import VanishingGradients
 
 DETECTORS: dict[str, type[Detector]] = {cls.kind: cls for cls in (
     ModeCollapse, DOverpowering, VanishingGradients, ExplodingGradients, NonFinite,
-    Oscillation, Divergence, GradientLeak, FrozenModel, RunawayCritic)}
+    Oscillation, Divergence, GradientLeak, FrozenModel, RunawayCritic, Stalled)}
 
 class Diagnosis:
     """Runs every detector over records as they arrive; `alerts` holds all raised so far.

@@ -225,6 +225,12 @@ def _runaway(d: Any, run: _Run) -> Readiness:
                     need=d.persist, how="attach records it at every D update")
 
 
+def _stalled(d: Any, run: _Run) -> Readiness:
+    need = max(d.evaluations, d.span // DEFAULT_COVERAGE_EVERY + 1)  # evaluations over `span` steps
+    return _records("stalled", run, ["coverage/precision"], before=0, need=need,
+                    how="the label-free coverage (attach's coverage_every)")
+
+
 _D_OUTPUTS = ["D/out_real/sign", "D/out_real/acc", "D/out_fake/acc", "D/out_real/mean", "D/out_fake/mean"]
 
 
@@ -314,7 +320,7 @@ _JUDGES: dict[str, Callable[[Any, _Run], Readiness]] = {
     "mode_collapse": _collapse, "d_overpowering": _overpowering, "vanishing_gradients": _vanishing,
     "exploding_gradients": _exploding, "nonfinite": _nonfinite, "oscillation": _oscillation,
     "divergence": _divergence, "gradient_leak": _leak, "frozen_model": _frozen,
-    "runaway_critic": _runaway}
+    "runaway_critic": _runaway, "stalled": _stalled}
 
 
 # ---------------------------------------------------------------- probes (during update)

@@ -33,6 +33,8 @@ def test_every_kind_is_raised_with_evidence_explanation_and_fixes():
     series["grad_leak/G"] = (np.arange(1, 21), np.full(20, 2.0))       # gradient_leak
     weighed, ratio = series["D/update_ratio/total"]
     series["D/update_ratio/total"] = (weighed, np.where(weighed >= 5000, 0.0, ratio))  # frozen_model
+    evaluations = np.arange(500, 3000, 250)
+    series["coverage/precision"] = (evaluations, np.full(len(evaluations), 0.01))      # stalled
     alerts = diagnose(series)
     assert sorted({a.kind for a in alerts}) == sorted(KINDS)
     for alert in alerts:

@@ -21,7 +21,8 @@ def with_leak_check(series):
 
 def test_a_300_step_run_is_too_short_for_the_trend_detectors_but_judged_for_nonfinite():
     ready = by_kind(diagnosis_of(with_leak_check(healthy(n=300))))
-    assert {k for k, r in ready.items() if not r.judged} == TREND
+    assert {k for k, r in ready.items() if not r.judged} == TREND | {"stalled"}
+    assert ready["stalled"].status == "not recorded"  # no label-free coverage in these series
     assert {r.status for k, r in ready.items() if k in TREND} == {"too short"}
     assert ready["nonfinite"].judged and ready["gradient_leak"].judged and ready["frozen_model"].judged
     assert ready["oscillation"].reason == (
@@ -32,6 +33,7 @@ def test_a_300_step_run_is_too_short_for_the_trend_detectors_but_judged_for_nonf
 
 def test_a_long_enough_run_is_judged_by_every_detector():
     ready = by_kind(diagnosis_of(with_leak_check(healthy(n=2300))))
+    assert ready.pop("stalled").status == "not recorded"  # it reads the label-free coverage only
     assert all(r.judged and r.status == "judged" for r in ready.values()), ready
     assert ready["oscillation"].seen == 3 and ready["oscillation"].needed == 3
     assert not by_kind(diagnosis_of(healthy(n=2299)))["oscillation"].judged   # the estimate was exact
@@ -116,11 +118,13 @@ def test_format_diagnosis_never_says_a_bare_no_problems_found_when_some_could_no
     text = format_diagnosis(short.alerts, name="run 'x'", readiness=short.readiness())
     first, *rest = text.splitlines()
     assert first == ("Diagnosis of run 'x': no problems found by the 2 detectors that could judge it "
-                     "(nonfinite, frozen_model); 8 could not judge it yet.")
-    assert rest[0] == "Could not judge (8 of 10 detectors):"
+                     "(nonfinite, frozen_model); 9 could not judge it yet.")
+    assert rest[0] == "Could not judge (9 of 11 detectors):"
     assert "  - too short to judge mode_collapse: needs 200 records of D/spread_ratio" in text
     assert format_diagnosis([], name="run 'x'") == "Diagnosis of run 'x': no problems found."   # as before
-    full = diagnosis_of(with_leak_check(healthy(n=2300)))
+    evaluations = np.arange(500, 2300, 250)
+    precision = {"coverage/precision": (evaluations, np.full(len(evaluations), 0.5))}
+    full = diagnosis_of(with_leak_check(healthy(n=2300)) | precision)
     assert full.summary() == "Diagnosis of this run: no problems found."
     nothing = diagnosis_of({"coverage/regions_jsd": (np.array([100]), np.array([0.1]))}, kinds=["divergence"])
     assert "no detector could judge it yet" in nothing.summary()
@@ -132,7 +136,7 @@ def test_alerts_come_first_and_what_could_not_judge_follows():
     diagnosis = diagnosis_of(series)
     text = diagnosis.summary()
     assert text.startswith("Diagnosis of this run: 1 alert(s) (nonfinite)")
-    assert text.index("[critical] nonfinite") < text.index("Could not judge (8 of 10 detectors):")
+    assert text.index("[critical] nonfinite") < text.index("Could not judge (9 of 11 detectors):")
     assert diagnose(series) == diagnosis.alerts
 
 
@@ -156,6 +160,6 @@ def test_the_report_says_what_could_not_judge():
     short = diagnosis_of(healthy(n=300))
     page = alerts_html([], readiness=short.readiness())
     assert page.startswith("<p>No problems found by the 2 detector(s) that could judge it (nonfinite, frozen_model).</p>")
-    assert "<b>Could not judge</b> (8 of 10 detectors)" in page and "too short to judge oscillation" in page
+    assert "<b>Could not judge</b> (9 of 11 detectors)" in page and "too short to judge oscillation" in page
     assert alerts_html([]) == ("<p>No problems found: no alert was stored with the run and a fresh "
                                "diagnosis finds none.</p>")   # without readiness, as before
