@@ -34,7 +34,8 @@ from gandiag.scenarios import SCENARIOS, run_scenario
 NO_SCENARIO = {"divergence": "tests/detect; it follows faults whose loss runs away",
                "gradient_leak": "tests/hooks cover the leak check",
                "frozen_model": "tests/detect; the d_overpowering scenario freezes G",
-               "runaway_critic": "tests/detect"}
+               "runaway_critic": "tests/detect",
+               "stalled": "benchmarks/natural_runs.py: runs whose G never reaches the data"}
 
 
 def main() -> int:

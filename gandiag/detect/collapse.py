@@ -18,7 +18,7 @@ Three kinds of evidence, each enough on its own:
   good samples fall, which speaks while G still makes much off the data), and some
   region gets under a quarter of its share (`coverage/regions_starved`, or
   `regions_starved_hq` for G's samples on the data) more often than real against real
-  gives; a JSD 4 x `jsd_factor` times the null (a pile-up) needs no starved region. Five
+  gives; a JSD `pile_up` times the null (a pile-up) needs no starved region. Five
   times the null is about one region (a tenth of the data) getting a fifth of its share,
   or one region getting five times its share; shares that only wander (5-7x the null on
   natural ring runs whose every mode kept a fair share) are not collapse. The alert names the regions
@@ -71,6 +71,7 @@ class ModeCollapse(Detector):
     evaluations: int = 2
     min_hq: float = 0.2
     jsd_factor: float = 5.0
+    pile_up: float = 20.0
     min_precision: float = 0.2
 
     def lookback(self) -> int:
@@ -196,7 +197,7 @@ class ModeCollapse(Detector):
             # (5-7x the null on natural ring runs with every mode well covered); a region
             # left under a quarter of its share (beyond what real samples give), or a
             # pile-up 4x over the threshold, is what collapse looks like.
-            bad = (worst >= self.jsd_factor) & (_starved(view, steps) | (worst >= 4 * self.jsd_factor))
+            bad = (worst >= self.jsd_factor) & (_starved(view, steps) | (worst >= self.pile_up))
         steps, bad = steps[judged], bad[judged]
         alerts = []
         for start, index in self.episode("regions", persist=self.evaluations).feed(steps, bad):
@@ -247,7 +248,7 @@ class ModeCollapse(Detector):
         hopping = (f"; the starved regions moved {hops} time(s) since step {start}: mode hopping"
                    if hops else "")
         worst = np.nanmax([jsd / null, jsd_hq / null_hq])
-        severe = max(regions, regions_hq) >= 3 or worst >= 4 * self.jsd_factor
+        severe = max(regions, regions_hq) >= 3 or worst >= self.pile_up
         return Alert(self.kind, start, "critical" if severe else "warning",
                      f"G covers only part of the data since step {start}: {where} at step {at} ("
                      + "; ".join(parts) + ")" + hopping, evidence, _WHY, list(_FIXES), detected_at=at)
