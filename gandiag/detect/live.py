@@ -37,8 +37,9 @@ class GANAlertWarning(UserWarning):
 class DiagnosisCallback(Callback):
     """The detectors on a host's records; optionally stops a Trainer on chosen alerts.
 
-    `stop_on`: alert kinds that stop training (the step in progress finishes, the run
-    ends as "stopped"); `warn`: show each alert as a `GANAlertWarning`; `on_alert`: a
+    `stop_on`: alert kinds that stop training when raised as a warning or critical (the
+    step in progress finishes, the run ends as "stopped"; an `info` alert says no harm is
+    known, so it never stops a run); `warn`: show each alert as a `GANAlertWarning`; `on_alert`: a
     function called with each new alert; `loss`: the run's loss name (default: the
     host's config says). `alerts` lists what was found.
     """
@@ -91,7 +92,8 @@ class DiagnosisCallback(Callback):
             host.alert(alert)
             if self.notify is not None:
                 self.notify(alert)
-            if alert.kind in self.stop_on and self.stopped_by is None and hasattr(host, "stop"):
+            if (alert.kind in self.stop_on and alert.severity != "info" and self.stopped_by is None
+                    and hasattr(host, "stop")):
                 self.stopped_by = alert
                 host.stop()
 

@@ -149,3 +149,29 @@ def test_a_missing_zero_grad_becomes_a_gradient_leak_alert():
     # D's .grad is never zeroed at all: 'stale' (a zero_grad in the wrong place is 'other').
     assert [(a.evidence["model"], a.evidence["kind"]) for a in leaks] == [("D", "stale")]
     assert "never zeroed" in leaks[0].message and "opt_d.zero_grad()" in leaks[0].fixes[0]
+
+
+def test_an_info_alert_never_stops_a_run():
+    """Absorbed gradient spikes are `info`: `stop_on` is for harm, warning or critical."""
+    from gandiag.core.records import Records
+    from tests.detect.series import healthy
+
+    class Host:
+        config, stopped, alerts = {}, False, []
+
+        def alert(self, alert):
+            self.alerts.append(alert)
+
+        def stop(self):
+            self.stopped = True
+
+    series = healthy()
+    s, total = series["D/grad_norm/total"]
+    total = total.copy()
+    total[[2999, 3099, 3199]] *= 50  # three spikes that the median absorbs
+    series["D/grad_norm/total"] = (s, total)
+    host, callback = Host(), DiagnosisCallback(stop_on={"exploding_gradients"}, warn=False)
+    callback.on_fit_start(host)
+    callback.on_records(host, Records(scalars=series))
+    assert [(a.kind, a.severity) for a in host.alerts] == [("exploding_gradients", "info")]
+    assert not host.stopped and callback.stopped_by is None
