@@ -101,8 +101,9 @@ def train(name: str, seed: int, steps: int | None = None) -> dict:
             if nan_step is not None and it >= nan_step + 200:
                 break  # a user would stop here too; the records so far are kept
     history = {key: (np.asarray(s), np.asarray(v)) for key, (s, v) in monitor.history.items()}
-    return {"setup": name, "seed": seed, "steps": it, "k": probe.k, "loss": monitor.config.get("loss"), "checks": checks, "nan_step": nan_step,
-            "history": history, "seconds": time.perf_counter() - started}
+    return {"setup": name, "seed": seed, "steps": it, "k": probe.k, "loss": monitor.config.get("loss"),
+            "checks": checks, "nan_step": nan_step, "history": history,
+            "seconds": time.perf_counter() - started}
 
 
 def label(run: dict) -> tuple[str, int | None]:

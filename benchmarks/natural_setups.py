@@ -30,7 +30,8 @@ from gandiag.metrics.classifier import load_digits_classifier
 
 # ---------------------------------------------------------------- models
 
-def mlp(n_in: int, n_out: int, act: Callable[[], nn.Module], width: int = 128, sn: bool = False) -> nn.Sequential:
+def mlp(n_in: int, n_out: int, act: Callable[[], nn.Module], width: int = 128,
+        sn: bool = False) -> nn.Sequential:
     wrap = nn.utils.parametrizations.spectral_norm if sn else (lambda m: m)
     return nn.Sequential(wrap(nn.Linear(n_in, width)), act(), wrap(nn.Linear(width, width)), act(),
                          wrap(nn.Linear(width, width)), act(), wrap(nn.Linear(width, n_out)))
@@ -112,10 +113,11 @@ class Loop:
                 z = z_of(len(real))
                 fake = G(z, y) if cond else G(z)
                 out = self._d(D, fake, y if cond else None)
-                loss_g = {"ns": lambda: F.softplus(-out).mean(),
+                losses = {"ns": lambda: F.softplus(-out).mean(),
                           "bce": lambda: F.binary_cross_entropy(out, torch.ones_like(out)),
                           "log": lambda: -torch.log(out).mean(),
-                          "lsgan": lambda: 0.5 * ((out - 1) ** 2).mean()}.get(self.loss, lambda: -out.mean())()
+                          "lsgan": lambda: 0.5 * ((out - 1) ** 2).mean()}
+                loss_g = losses.get(self.loss, lambda: -out.mean())()  # hinge and WGAN: -D(G(z))
                 opt_g.zero_grad()
                 loss_g.backward()
                 opt_g.step()
@@ -234,7 +236,8 @@ def build(setup: Setup, seed: int):
     else:
         stacked = setup.data == "stacked"
         channels = 3 if stacked else 1
-        images, labels = (gandiag.data.stacked_digits(20_000, seed=seed) if stacked else gandiag.data.digits()).tensors
+        dataset = gandiag.data.stacked_digits(20_000, seed=seed) if stacked else gandiag.data.digits()
+        images, labels = dataset.tensors
         classes = 10 if setup.cond else 0
         G = ImageG(setup.z_dim, channels, classes=classes)
         D = ImageD(channels, sigmoid=setup.loop.loss in ("bce", "log"), classes=classes)
@@ -267,8 +270,10 @@ SETUPS: dict[str, Setup] = {
     "ring ns pack2": Setup(**RING, loop=Loop(pack=2), steps=5000),
     "ring lsgan G-first": Setup(**RING, loop=Loop("lsgan", "GD"), lr_g=2e-4, lr_d=2e-4, steps=5000),
     "ring bce tutorial": Setup(**RING, loop=Loop("bce"), lr_g=2e-4, lr_d=2e-4, steps=5000),
-    "ring wgan-gp": Setup(**RING, loop=Loop("wgan", n_critic=5, gp=10.0), lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.9)),
-    "ring wgan no constraint": Setup(**RING, loop=Loop("wgan", n_critic=5), lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9), steps=3000),
+    "ring wgan-gp": Setup(**RING, loop=Loop("wgan", n_critic=5, gp=10.0), lr_g=5e-4, lr_d=5e-4,
+                          betas=(0.5, 0.9)),
+    "ring wgan no constraint": Setup(**RING, loop=Loop("wgan", n_critic=5), lr_g=1e-4, lr_d=1e-4,
+                                     betas=(0.5, 0.9), steps=3000),
     "ring lr 1e-2": Setup(**RING, lr_g=1e-2, lr_d=1e-2),
     "ring fast D": Setup(**RING, loop=Loop(n_critic=5), lr_g=1e-4, lr_d=2e-3),
     "ring fast D log loss": Setup(**RING, loop=Loop("log", n_critic=5), lr_g=1e-4, lr_d=2e-3),
