@@ -2,7 +2,10 @@
 injected, labelled from ground truth by the benchmark's own rules, against the alerts.
 
 Each run is one of the corpus's (at its full length, or cut where its label is already
-settled), so the labels hold as in the table of benchmarks/README.md: a healthy run raises no warning or critical alert, a run that
+settled), chosen among those whose outcome does not hang on float rounding: a long
+vanilla run on the ring ends healthy on one CPU and partially collapsed on another
+(`ATEN_CPU_CAPABILITY=default`), so none is used here. The labels hold as in the table of
+benchmarks/README.md: a healthy run raises no warning or critical alert, a run that
 fails on its own is detected by an alert of the kind that names its failure, and a run
 too short to judge says so instead of "no problems found".
 """
@@ -31,7 +34,7 @@ def corpus():
 
 
 @pytest.mark.parametrize("setup, seed, steps, label", [
-    ("ring bce tutorial", 0, None, "healthy"),     # cycles mildly (info), covers all 8 modes
+    ("digits conditional D", 0, 1500, "healthy"),  # a sure D (info) while G covers all ten classes
     ("ring fast D", 0, 1500, "total collapse"),    # lr_d 20x lr_g, 5 D steps per G step
     ("ring frozen G", 0, None, "stalled"),         # the loop never steps G's optimizer
 ])
