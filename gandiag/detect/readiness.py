@@ -228,7 +228,7 @@ def _runaway(d: Any, run: _Run) -> Readiness:
 def _stalled(d: Any, run: _Run) -> Readiness:
     need = max(d.evaluations, d.span // DEFAULT_COVERAGE_EVERY + 1)  # evaluations over `span` steps
     return _records("stalled", run, ["coverage/precision"], before=0, need=need,
-                    how="the label-free coverage (attach's coverage_every)")
+                    how="attach records it every coverage_every (250) steps once 1 000 real samples are kept")
 
 
 _D_OUTPUTS = ["D/out_real/sign", "D/out_real/acc", "D/out_fake/acc", "D/out_real/mean", "D/out_fake/mean"]
