@@ -43,7 +43,7 @@ import numpy as np
 
 from gandiag.core.family import known_family
 from gandiag.detect.base import Detector, View
-from gandiag.detect.collapse import HIGHER_IS_MORE_MODES, KL_TO_UNIFORM
+from gandiag.detect.collapse import HIGHER_IS_MORE_MODES, KL_TO_UNIFORM, _exactly_at
 from gandiag.detect.nonfinite import _derived as _not_training_value
 from gandiag.detect.rolling import asof
 
@@ -144,6 +144,11 @@ def _absent(kind: str, keys: str, how: str) -> Readiness:
 # ---------------------------------------------------------------- needs per kind
 
 
+def _spacing(tally: Tally, default: Any) -> Any:
+    """Steps between records of a key so far (`default` with a single record)."""
+    return (tally.last - tally.first) / (tally.count - 1) if tally.count > 1 else default
+
+
 def _first_record(kind: str, keys: list[str], run: _Run, what: str, how: str) -> Readiness:
     present = [k for k in keys if run.seen[k].count] if keys else []
     if not present:
@@ -183,7 +188,7 @@ def _frozen(d: Detector, run: _Run) -> Readiness:
     if seen >= d.measurements:
         return _judged("frozen_model", seen, d.measurements, unit, last)
     tally = run.seen[keys[0]]
-    every = (tally.last - tally.first) / (tally.count - 1) if tally.count > 1 else None
+    every = _spacing(tally, None)
     about = None if every is None else math.ceil(tally.last + (d.measurements - seen) * every)
     return _short("frozen_model", seen, d.measurements, unit, last, about)
 
@@ -202,7 +207,7 @@ def _records(kind: str, run: _Run, keys: list[str], *, before: int, need: int, h
         unit += f", each with {before} before it"
     if seen >= need:
         return _judged(kind, seen, need, unit, run.last(present))
-    every = (tally.last - tally.first) / (tally.count - 1) if tally.count > 1 else 1.0
+    every = _spacing(tally, 1.0)
     if seen:
         about = tally.last + (need - seen) * every
     else:
@@ -259,7 +264,7 @@ def _checks(kind: str, d: Any, run: _Run, anchors: list[str], *, after_warmup: b
             f"{d.window} records" + (" all after the warm-up" if after_warmup else ""))
     if seen >= d.evaluations:
         return _judged(kind, seen, d.evaluations, unit, tally.last)
-    every = (tally.last - tally.first) / (tally.count - 1) if tally.count > 1 else 1.0
+    every = _spacing(tally, 1.0)
     start = (max(run.warmup, tally.first) + (d.window - 1) * every if after_warmup
              else max(run.warmup, tally.first + (d.window - 1) * every))
     about = math.ceil(start / d.every) * d.every + (d.evaluations - 1) * d.every
@@ -303,7 +308,7 @@ def _evaluations(d: Any, run: _Run, key: str, path: str, what: str) -> Readiness
     unit = f"{what} after the warm-up (step {run.warmup})"
     if seen >= d.evaluations:
         return _judged("mode_collapse", seen, d.evaluations, unit, tally.last)
-    every = (tally.last - tally.first) / (tally.count - 1) if tally.count > 1 else DEFAULT_COVERAGE_EVERY
+    every = _spacing(tally, DEFAULT_COVERAGE_EVERY)
     if seen:
         about = tally.last + (d.evaluations - seen) * every
     else:
@@ -370,17 +375,6 @@ def _collapse_probe(d: Any, view: View, warmup: int) -> dict[str, int]:
                     ok &= ~(asof(own, *view.get("metric/hq")) < d.min_hq)
             good |= np.isin(steps, own[ok])
         out.update(metrics=int(good.sum()), metrics_all=len(steps))
-    return out
-
-
-def _exactly_at(view: View, key: str, steps: np.ndarray) -> np.ndarray:
-    """The value of `key` recorded at each of `steps` (NaN where it has none)."""
-    own, values = view.get(key)
-    out = np.full(len(steps), np.nan)
-    where = np.searchsorted(own, steps)
-    hit = where < len(own)
-    hit[hit] = own[where[hit]] == steps[hit]
-    out[hit] = values[where[hit]]
     return out
 
 

@@ -47,9 +47,6 @@ class Stalled(Detector):
     span: int = 1500
     evaluations: int = 4
 
-    def lookback(self) -> int:
-        return 1
-
     def scan(self, view: View, warmup: int) -> list[Alert]:
         key = "coverage/precision"
         if key not in view:
